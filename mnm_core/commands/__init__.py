@@ -1,0 +1,11 @@
+"""Subcommands of the `mnm` command line, one module each.
+
+A command module defines `register(subparsers)`, which adds its parser and sets `run`, a function
+taking the parsed arguments and returning an exit code. Modules import heavy dependencies inside
+`run`, so `mnm --help` stays fast.
+"""
+
+COMMAND_MODULES = [
+    "mnm_core.commands.model_report",
+]
+"""Import paths of the command modules, in the order `mnm --help` lists them."""

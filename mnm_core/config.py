@@ -1,0 +1,230 @@
+"""The one typed source of defaults: model presets, text conditioning and the frame pipeline.
+
+Every key has a type and a default here; the CLI, training and the ROS node read these dataclasses.
+Mappings (YAML files, ROS parameters, CLI overrides) are turned into them with `from_mapping`, which
+rejects unknown keys with a suggestion and checks types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from mnm_core.errors import ConfigError
+
+T = TypeVar("T")
+
+PresetName = Literal["paper", "small", "tiny"]
+BackendName = Literal["torch", "onnxruntime", "tensorrt"]
+Precision = Literal["fp32", "fp16"]
+EncoderName = Literal["minilm", "hf-causal-lm", "openai", "none"]
+PromptStyle = Literal["full", "simple"]
+
+SIZE_MULTIPLE = 8
+"""Network inputs are padded to a multiple of this (the U-Nets downsample three times)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the JSRL and VGII/AFRI networks (DESIGN.md §1)."""
+
+    n_atoms: int = 32
+    """K, the number of dictionary atoms (= coefficient channels)."""
+    atom_size: int = 5
+    """k, the odd side length of each atom."""
+    widths: tuple[int, int, int, int] = (32, 64, 128, 256)
+    """Channel widths of the U-Net levels (CoeNet and RIN)."""
+    n_stages: int = 1
+    """N, unfolded JSRL stages (the paper uses 1)."""
+    head_width: int = 64
+    """Width of HeadNet, the image → initial coefficients CNN."""
+    lista_steps: int = 3
+    """Unrolled LISTA steps in REN."""
+    ren_width: int = 32
+    """Width of REN's residual CNN step."""
+    gate_width: int = 32
+    """Width of the fusion gate Ψ."""
+    dicnet_width: int = 32
+    """Width of DicNet, the dictionary refinement CNN."""
+    hyp_width: int = 64
+    """Width of HypNet, σ → per-stage weights."""
+    text_dim: int = 384
+    """Dimension of the text feature the Φγ/Φβ heads take (384 = all-MiniLM-L6-v2)."""
+    text_hidden: int = 256
+    """Hidden width of the Φγ/Φβ heads."""
+    tail_width: int = 16
+    """Width of TailNet's light refinement after synthesis; 0 disables it."""
+
+    def __post_init__(self) -> None:
+        if self.atom_size % 2 != 1 or self.atom_size < 1:
+            raise ConfigError(f"atom_size must be odd and positive, got {self.atom_size}")
+        if self.n_atoms < 1 or self.n_stages < 1 or self.lista_steps < 1:
+            raise ConfigError("n_atoms, n_stages and lista_steps must be at least 1")
+        if len(self.widths) != 4 or min(self.widths) < 1:
+            raise ConfigError(f"widths must be four positive ints, got {self.widths}")
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(
+        n_atoms=64,
+        widths=(64, 128, 256, 512),
+        head_width=128,
+        lista_steps=4,
+        ren_width=128,
+        gate_width=128,
+        dicnet_width=64,
+        hyp_width=64,
+        text_hidden=1024,
+        tail_width=32,
+    ),
+    "small": ModelConfig(),
+    "tiny": ModelConfig(
+        n_atoms=8,
+        widths=(8, 8, 16, 16),
+        head_width=8,
+        lista_steps=2,
+        ren_width=8,
+        gate_width=8,
+        dicnet_width=8,
+        hyp_width=8,
+        text_dim=16,
+        text_hidden=8,
+        tail_width=4,
+    ),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    """The ModelConfig of a named preset; an unknown name is a ConfigError with the valid names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """Language conditioning: prompt style, text encoder and the background refresh (slow path)."""
+
+    encoder: EncoderName = "minilm"
+    """Text encoder: minilm (embedded default), hf-causal-lm, openai, or none (identity modulation)."""
+    model_dir: str = ""
+    """Local model directory for hf-causal-lm."""
+    pooling: Literal["mean", "last"] = "mean"
+    """How hf-causal-lm pools its last hidden state."""
+    trust_remote_code: bool = False
+    """Allow hf-causal-lm models with custom code (e.g. Qwen-7B-Chat)."""
+    url: str = "http://127.0.0.1:8000/v1"
+    """Base URL of an OpenAI-compatible server for the openai encoder."""
+    server_model: str = ""
+    """Model name sent to the openai encoder's server."""
+    prompt_style: PromptStyle = "full"
+    """Full scene description or the simplified one."""
+    refresh_period_s: float = 2.0
+    """Seconds between slow-path refreshes of the modulation (γ, β)."""
+    timeout_s: float = 10.0
+    """An encoder call running longer than this is abandoned and counted as a failure."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The frame pipeline (Fuser): which checkpoint, which backend, which precision."""
+
+    checkpoint: str = ""
+    """Checkpoint path; empty = the embedded default shipped with the package."""
+    backend: BackendName = "onnxruntime"
+    """Inference backend of the fast path."""
+    precision: Precision = "fp32"
+    """Numeric precision of the fast path."""
+    device: str = "cpu"
+    """Torch device for the torch backend (cpu, cuda, cuda:1)."""
+    onnx_path: str = ""
+    """Exported ONNX file for onnxruntime/tensorrt; empty = export the checkpoint to a cache."""
+    engine_cache_dir: str = ""
+    """Folder for exported ONNX files and TensorRT engines; empty = ~/.cache/mnm."""
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> Any:
+    """Check (and gently coerce) one value against its field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ConfigError(f"{name}: {value!r} is not one of {list(allowed)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {type(value).__name__}")
+        item_type = typing.get_args(annotation)[0]
+        return tuple(_check_type(f"{name}[{i}]", v, item_type) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            try:
+                return _check_type(name, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{name}: {value!r} does not match {annotation}")
+    if annotation is type(None):
+        if value is not None:
+            raise ConfigError(f"{name}: expected null")
+        return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise ConfigError(f"{name}: expected {annotation.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def from_mapping(cls: type[T], values: Mapping[str, Any], base: T | None = None) -> T:
+    """Build dataclass `cls` from `values` over `base` (or the defaults).
+
+    Unknown keys raise ConfigError naming the closest valid key; values are type-checked.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r} for {cls.__name__}{hint}; valid keys: {names}")
+        checked[key] = _check_type(f"{cls.__name__}.{key}", value, hints[key])
+    start = base if base is not None else cls()
+    return dataclasses.replace(start, **checked)  # type: ignore[type-var]
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or a non-mapping document is a ConfigError."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+__all__ = [
+    "PRESETS",
+    "SIZE_MULTIPLE",
+    "ModelConfig",
+    "PipelineConfig",
+    "TextConfig",
+    "from_mapping",
+    "load_yaml",
+    "preset",
+]

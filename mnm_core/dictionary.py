@@ -1,0 +1,164 @@
+"""Convolutional dictionary math (DESIGN.md §1), with circular boundaries.
+
+Shapes: a dictionary D is K×k×k (K one-channel atoms of odd side k); coefficients S are B×K×H×W;
+images I are B×1×H×W. Synthesis is D⋆S = Σ_k atom_k ⋆ S_k, where ⋆ is 2-D cross-correlation with
+circular (wrap-around) boundaries:
+
+    (D⋆S)[i, j] = Σ_k Σ_{u,v} D[k, u, v] · S[k, i + u − p, j + v − p]   (indices mod H, W; p = k // 2)
+
+`synthesize` and `synthesize_adjoint` use only Slice/Concat/Conv, so they export to ONNX and
+TensorRT. The two solvers are training-side: the CSB uses the FFT, the DSB a Cholesky factorisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def circular_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Wrap-around pad of the last two axes by `pad` on every side (built from slices and concat)."""
+    if pad == 0:
+        return x
+    x = torch.cat([x[..., -pad:, :], x, x[..., :pad, :]], dim=-2)
+    return torch.cat([x[..., -pad:], x, x[..., :pad]], dim=-1)
+
+
+def synthesize(dictionary: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """D⋆S: K×k×k dictionary, B×K×H×W coefficients → B×1×H×W image."""
+    n_atoms, size, _ = dictionary.shape
+    weight = dictionary.reshape(1, n_atoms, size, size)
+    return F.conv2d(circular_pad(coeffs, size // 2), weight)
+
+
+def synthesize_adjoint(dictionary: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Dᵀ⋆R, the exact adjoint of `synthesize`: B×1×H×W → B×K×H×W.
+
+    Correlating with the flipped atoms undoes the shift direction of the synthesis.
+    """
+    n_atoms, size, _ = dictionary.shape
+    weight = dictionary.flip(-1, -2).reshape(n_atoms, 1, size, size)
+    return F.conv2d(circular_pad(image, size // 2), weight)
+
+
+def transfer_function(dictionary: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Per-frequency synthesis weights a(ω): K×H×(W//2+1) complex, so that FFT(D⋆S) = Σ_k a_k·FFT(S_k).
+
+    The circular correlation with atom d equals circular convolution with h[m] = d[p − m]; h is the
+    flipped atom placed at the origin with wrap-around.
+    """
+    n_atoms, size, _ = dictionary.shape
+    if height < size or width < size:
+        raise ValueError(f"image {height}×{width} is smaller than the {size}×{size} atoms")
+    kernel = dictionary.new_zeros(n_atoms, height, width)
+    kernel[:, :size, :size] = dictionary.flip(-1, -2)
+    kernel = torch.roll(kernel, shifts=(-(size // 2), -(size // 2)), dims=(-2, -1))
+    return torch.fft.rfft2(kernel)
+
+
+def csb_solve(
+    image: torch.Tensor, dictionary: torch.Tensor, coeffs_prev: torch.Tensor, mu: torch.Tensor | float
+) -> torch.Tensor:
+    """Coefficient solving block: argmin_S ½‖I − D⋆S‖² + (μ/2)‖S − S_prev‖².
+
+    Per frequency the normal matrix is ā aᵀ + μI (rank one plus diagonal); Sherman–Morrison gives
+    Ŝ = (b − ā·(aᵀb)/(μ + ‖a‖²))/μ with b = ā·Î + μ·Ŝ_prev. With D = 0 this returns S_prev.
+
+    image B×1×H×W, dictionary K×k×k, coeffs_prev B×K×H×W, mu a scalar or a B-vector (> 0).
+    """
+    height, width = image.shape[-2:]
+    mu = torch.as_tensor(mu, dtype=image.dtype, device=image.device).reshape(-1, 1, 1, 1)
+    a = transfer_function(dictionary, height, width).unsqueeze(0)  # 1×K×H×W'
+    image_hat = torch.fft.rfft2(image)  # B×1×H×W'
+    prev_hat = torch.fft.rfft2(coeffs_prev)  # B×K×H×W'
+    b = a.conj() * image_hat + mu * prev_hat
+    a_dot_b = (a * b).sum(dim=1, keepdim=True)
+    a_norm2 = (a.abs() ** 2).sum(dim=1, keepdim=True)
+    coeffs_hat = (b - a.conj() * a_dot_b / (mu + a_norm2)) / mu
+    return torch.fft.irfft2(coeffs_hat, s=(height, width))
+
+
+def coefficient_patches(coeffs: torch.Tensor, atom_size: int) -> torch.Tensor:
+    """B×K×H×W → B×(K·k²)×(H·W): the values each dictionary entry multiplies, per output pixel.
+
+    Row index c·k² + u·k + v matches `dictionary.reshape(-1)`, so D⋆S = dᵀ·patches.
+    """
+    return F.unfold(circular_pad(coeffs, atom_size // 2), atom_size)
+
+
+class DictionaryStatistics:
+    """Sufficient statistics of the DSB least squares, accumulated over images and modalities.
+
+    The DSB objective (1/n)·Σ‖I − D⋆S‖² + μ‖D − D_prev‖², n the number of pixels summed over, has
+    normal equations (G/n + μI)·d = c/n + μ·d_prev with G = Σ PPᵀ and c = Σ P·I summed over every
+    (image, coefficients) pair. Because they are sums, a whole dataset can be added batch by batch
+    and solved once: the shared dataset-level dictionary.
+    """
+
+    def __init__(self, n_atoms: int, atom_size: int, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str = "cpu") -> None:
+        self.n_atoms = n_atoms
+        self.atom_size = atom_size
+        n_unknowns = n_atoms * atom_size**2
+        self.gram = torch.zeros(n_unknowns, n_unknowns, dtype=dtype, device=device)
+        self.rhs = torch.zeros(n_unknowns, dtype=dtype, device=device)
+        self.n_pixels = 0
+
+    def add(self, coeffs: torch.Tensor, image: torch.Tensor) -> None:
+        """Add B×K×H×W coefficients and their B×1×H×W images (no gradient is kept)."""
+        with torch.no_grad():
+            gram, rhs = dsb_normal_equations(coeffs.to(self.gram.dtype), image.to(self.gram.dtype),
+                                             self.atom_size)
+            self.gram += gram
+            self.rhs += rhs
+            self.n_pixels += image.shape[0] * image.shape[-2] * image.shape[-1]
+
+    def solve(self, mu: float, dictionary_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """The K×k×k dictionary minimising the accumulated DSB objective."""
+        if self.n_pixels == 0:
+            raise ValueError("no statistics were added; call add() before solve()")
+        prev = None if dictionary_prev is None else dictionary_prev.to(self.gram.dtype)
+        return dsb_solve(self.gram / self.n_pixels, self.rhs / self.n_pixels, mu, prev,
+                         self.n_atoms, self.atom_size)
+
+
+def dsb_normal_equations(coeffs: torch.Tensor, image: torch.Tensor,
+                         atom_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """G = Σ_b P_b P_bᵀ ((K·k²)²) and c = Σ_b P_b·I_b (K·k²) for one batch."""
+    patches = coefficient_patches(coeffs, atom_size)  # B×P×HW
+    gram = torch.einsum("bph,bqh->pq", patches, patches)
+    rhs = torch.einsum("bph,bh->p", patches, image.flatten(1))
+    return gram, rhs
+
+
+def dsb_solve(gram: torch.Tensor, rhs: torch.Tensor, mu: torch.Tensor | float,
+              dictionary_prev: torch.Tensor | None, n_atoms: int, atom_size: int) -> torch.Tensor:
+    """Dictionary solving block: solve (G + μI)·d = c + μ·d_prev by Cholesky → K×k×k.
+
+    `gram` and `rhs` are the (pixel-averaged) normal-equation terms; differentiable in all inputs.
+    """
+    n_unknowns = gram.shape[0]
+    eye = torch.eye(n_unknowns, dtype=gram.dtype, device=gram.device)
+    system = gram + mu * eye
+    target = rhs if dictionary_prev is None else rhs + mu * dictionary_prev.reshape(-1)
+    factor = torch.linalg.cholesky(system)
+    solution = torch.cholesky_solve(target.unsqueeze(-1), factor).squeeze(-1)
+    return solution.reshape(n_atoms, atom_size, atom_size)
+
+
+def dsb_solve_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]], atom_size: int,
+                    mu: torch.Tensor | float, dictionary_prev: torch.Tensor | None) -> torch.Tensor:
+    """DSB over one training batch and several modalities.
+
+    `pairs` holds (B×K×H×W coefficients, B×1×H×W image) per modality; their normal equations are
+    summed, averaged per pixel and solved, so one dictionary serves every image and modality.
+    """
+    n_atoms = pairs[0][0].shape[1]
+    gram = rhs = None
+    n_pixels = 0
+    for coeffs, image in pairs:
+        g, c = dsb_normal_equations(coeffs, image, atom_size)
+        gram = g if gram is None else gram + g
+        rhs = c if rhs is None else rhs + c
+        n_pixels += image.shape[0] * image.shape[-2] * image.shape[-1]
+    return dsb_solve(gram / n_pixels, rhs / n_pixels, mu, dictionary_prev, n_atoms, atom_size)
