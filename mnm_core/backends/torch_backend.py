@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -24,9 +26,8 @@ class TorchBackend(InferenceBackend):
             raise BackendError(f"torch backend: device {device!r} asked for but CUDA is not available; use cpu")
         self.precision = precision
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = model.to(self.device).eval()
-        if precision == "fp16":
-            self.model = self.model.half()
+        # A private copy: moving or casting must not change the caller's model (the slow path uses it).
+        self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
 
     @property
     def n_atoms(self) -> int:
