@@ -7,5 +7,7 @@ taking the parsed arguments and returning an exit code. Modules import heavy dep
 
 COMMAND_MODULES = [
     "mnm_core.commands.model_report",
+    "mnm_core.commands.metrics",
+    "mnm_core.commands.eval",
 ]
 """Import paths of the command modules, in the order `mnm --help` lists them."""
