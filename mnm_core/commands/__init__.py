@@ -9,5 +9,7 @@ COMMAND_MODULES = [
     "mnm_core.commands.model_report",
     "mnm_core.commands.metrics",
     "mnm_core.commands.eval",
+    "mnm_core.commands.make_bag",
+    "mnm_core.commands.bag_eval",
 ]
 """Import paths of the command modules, in the order `mnm --help` lists them."""
