@@ -218,12 +218,87 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+PairLayout = Literal["mnm", "msrs", "llvip", "m3fd", "kaist"]
+TrainStage = Literal["jsrl", "dict", "vgii", "all"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Training data: paired IR/visible folders, crops and augmentation (training/data.py)."""
+
+    root: str = "../shared/data"
+    """Folder holding the sets; relative paths are relative to the repository root."""
+    train_sets: tuple[str, ...] = ("roadscene_train", "msrs_train_128", "m3svd_train")
+    """Training sets under `root`."""
+    val_set: str = "msrs_test_128"
+    """Validation set under `root`, scored with the project's metrics every epoch."""
+    layout: PairLayout = "mnm"
+    """Folder layout of each set: mnm vis/+ir/, msrs vi/+ir/, llvip visible/+infrared/, m3fd Vis/+Ir/,
+    kaist visible/+lwir/ (searched recursively; the same relative name is one pair)."""
+    crop_size: int = 64
+    """Side of the random square training crops (a multiple of 8)."""
+    balance_sets: bool = True
+    """Draw each training set equally often (else each image equally often)."""
+    photometric: float = 0.2
+    """Strength of the visible image's photometric augmentation (brightness, contrast, gamma, colour)."""
+    val_images: int = 8
+    """How many validation images are scored (validation is kept cheap)."""
+    val_max_side: int = 256
+    """Validation images are centre-cropped to at most this side (and to a multiple of 8)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Both training stages (DESIGN.md §1): optimisation, loss weights, logging, checkpoints."""
+
+    preset: PresetName = "small"
+    seed: int = 0
+    out_dir: str = "runs/default"
+    """Run folder: resume state, TensorBoard logs, checkpoints and the JSON summary."""
+    export_path: str = ""
+    """Where the best stage-2 model is also written as an fp16 checkpoint; empty = only in out_dir."""
+    batch_size: int = 4
+    """Crops per step and per process."""
+    jsrl_steps: int = 200
+    jsrl_lr: float = 1e-3
+    dict_batches: int = 50
+    """Batches of crops accumulated into the dataset-level dictionary statistics."""
+    vgii_steps: int = 2000
+    vgii_lr: float = 1e-3
+    warmup_steps: int = 20
+    """Linear learning-rate warm-up, then cosine decay to 5 % at the stage's last step."""
+    grad_clip: float = 1.0
+    steps_per_epoch: int = 100
+    """Validation, image grids and the best-model check happen once per epoch."""
+    log_every: int = 10
+    checkpoint_every: int = 50
+    """Steps between resume checkpoints (also written on SIGINT/SIGTERM and at the end)."""
+    w_coeff: float = 1.0
+    """Coefficient loss of RIN's output to the JSRL teacher's S_ir (relative MSE)."""
+    w_recon: float = 0.5
+    """L1 of D ⋆ REN(y) to y: keeps the visible coefficients a faithful code of the image."""
+    w_pixel: float = 1.0
+    """L1 of the pseudo-IR to the real IR."""
+    w_ssim: float = 1.0
+    """1 − SSIM of the pseudo-IR to the real IR."""
+    w_intensity: float = 1.0
+    """Fusion: L1 of the fused Y to max(y_vis, ir)."""
+    w_gradient: float = 1.0
+    """Fusion: L1 of the fused gradient magnitude to the larger of the two source gradients."""
+    w_fusion_ssim: float = 0.5
+    """Fusion: 1 − mean SSIM of the fused Y to both sources."""
+    text_thumb_size: int = 64
+    """Side of the thumbnails the stage-2 prompts are computed on (prompts need only coarse statistics)."""
+
+
 __all__ = [
     "PRESETS",
     "SIZE_MULTIPLE",
+    "DataConfig",
     "ModelConfig",
     "PipelineConfig",
     "TextConfig",
+    "TrainConfig",
     "from_mapping",
     "load_yaml",
     "preset",
