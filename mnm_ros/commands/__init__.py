@@ -1,0 +1,1 @@
+"""`mnm` subcommands that need ROS 2 (rclpy is imported inside `run`)."""

@@ -1,0 +1,286 @@
+"""The fusion node: camera frames in, pseudo-IR and fused frames out (a thin layer over mnm_core.pipeline).
+
+Lifecycle: configure reads the parameters, loads the Fuser (checkpoint, backend, text encoder) and makes
+the publishers; activate subscribes and starts the inference thread; deactivate and cleanup undo that.
+With `autostart` (default) the node configures and activates itself at start-up.
+
+Topics (relative, so a namespace per camera works; the default namespace is /mnm):
+  image (sub)      sensor_msgs/Image or CompressedImage (`input_type`)
+  pseudo_ir (pub)  sensor_msgs/Image mono8, input header copied
+  fused (pub)      sensor_msgs/Image in the input's encoding family, input header copied
+  /diagnostics     diagnostic_msgs/DiagnosticArray: rates, latency, drops, backend, modulation age
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage, Image
+
+from mnm_core.errors import BackendError, InputError, TextEncoderError
+from mnm_core.pipeline import Fuser
+from mnm_ros.conversions import (
+    Frame,
+    FrameError,
+    array_to_image,
+    check_compressed,
+    compressed_to_frame,
+    fused_to_image,
+    image_to_frame,
+)
+from mnm_ros.diagnostics import NodeStats, build_diagnostics
+from mnm_ros.frame_slot import FrameSlot
+from mnm_ros.params import declare_parameters, read_configs
+from mnm_ros.qos import make_qos
+
+DEFAULT_NAMESPACE = "/mnm"
+INPUT_TYPES = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
+REJECT_LOG_PERIOD_S = 10.0
+"""A kind of bad frame is logged when first seen, then at most once per this period (encodings: once)."""
+
+EXIT_FAILED, EXIT_BACKEND, EXIT_TEXT = 1, 3, 4
+"""Exit codes of `main` when start-up fails: in general, in the backend, in the text encoder."""
+
+Pending = tuple[object, Callable[[], Frame], float]
+"""(input header, frame maker, monotonic receive time) waiting in the slot."""
+
+
+class FuseNode(LifecycleNode):
+    """Lifecycle node: converts messages and calls `Fuser.process` in its own thread."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("namespace", DEFAULT_NAMESPACE)
+        super().__init__("fuse_node", **kwargs)
+        declare_parameters(self)
+        self.failure: BaseException | None = None
+        """Why the last configure failed, for the exit code."""
+        self._fuser: Fuser | None = None
+        self._outputs: dict[str, object] = {}
+        self._input_sub = None
+        self._input_timers: list = []
+        self._slot: FrameSlot[Pending] = FrameSlot()
+        self._worker: threading.Thread | None = None
+        self._stats = NodeStats()
+        self._input_type = ""
+        self._reject_logged: dict[str, float] = {}
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._node_cfg, self._qos_cfg, pipeline, text = read_configs(self)
+            self._fuser = Fuser.from_config(pipeline, text)
+        except Exception as exc:  # any load failure (missing weights, backend, encoder) fails the transition
+            self.failure = exc
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.failure = None
+        qos = make_qos(self._qos_cfg.reliability, self._qos_cfg.depth)
+        self._outputs = {
+            "pseudo_ir": self.create_lifecycle_publisher(Image, "pseudo_ir", qos),
+            "fused": self.create_lifecycle_publisher(Image, "fused", qos),
+            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
+        self.get_logger().info(f"configured: {self._fuser.backend.describe()}, text encoder {text.encoder}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._slot = FrameSlot()
+        self._stats = NodeStats()
+        self._worker = threading.Thread(target=self._work, name="mnm-inference", daemon=True)
+        self._worker.start()
+        self._input_timers = [self.create_timer(self._node_cfg.diagnostics_period_s, self._publish_diagnostics)]
+        if self._node_cfg.input_type == "auto":
+            self._input_timers.append(self.create_timer(0.5, self._detect_input_type))
+            self._detect_input_type()
+        else:
+            self._subscribe(self._node_cfg.input_type)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Stop the input and the inference thread, free the Fuser and publishers; safe to call twice."""
+        self._stop_input()
+        self._release()
+
+    def _stop_input(self) -> None:
+        for timer in self._input_timers:
+            self.destroy_timer(timer)
+        self._input_timers = []
+        if self._input_sub is not None:
+            self.destroy_subscription(self._input_sub)
+            self._input_sub = None
+        self._input_type = ""
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    def _release(self) -> None:
+        for name, publisher in self._outputs.items():
+            if name == "diagnostics":
+                self.destroy_publisher(publisher)
+            else:
+                self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+        if self._fuser is not None:
+            self._fuser.close()
+            self._fuser = None
+
+    # input ------------------------------------------------------------------------------------
+
+    def _detect_input_type(self) -> None:
+        """input_type auto: subscribe with the type of the first publisher seen on the input topic."""
+        if self._input_sub is not None:
+            return
+        topic = self.resolve_topic_name("image")
+        types = {info.topic_type for info in self.get_publishers_info_by_topic(topic)}
+        known = sorted(t for t in types if t in INPUT_TYPES)
+        if known:
+            self._subscribe(INPUT_TYPES[known[0]])
+        elif types:
+            self._reject(FrameError("encoding", f"{topic} has type {sorted(types)}; "
+                                                f"mnm reads {sorted(INPUT_TYPES)}"))
+
+    def _subscribe(self, input_type: str) -> None:
+        compressed = input_type == "compressed"
+        qos = make_qos(self._qos_cfg.reliability, self._qos_cfg.depth)
+        self._input_sub = self.create_subscription(
+            CompressedImage if compressed else Image, "image",
+            self._on_compressed if compressed else self._on_image, qos)
+        self._input_type = input_type
+        self.get_logger().info(f"subscribed to {self._input_sub.topic_name} ({input_type})")
+
+    def _on_image(self, msg: Image) -> None:
+        received = time.monotonic()
+        self._stats.count_received()
+        try:
+            frame = image_to_frame(msg)  # O(1): validation and a view into msg.data
+        except FrameError as exc:
+            self._reject(exc)
+            return
+        self._slot.put((msg.header, lambda: frame, received))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        received = time.monotonic()
+        self._stats.count_received()
+        try:
+            check_compressed(msg)
+        except FrameError as exc:
+            self._reject(exc)
+            return
+        self._slot.put((msg.header, lambda: compressed_to_frame(msg), received))  # decoded by the worker
+
+    def _reject(self, exc: InputError) -> None:
+        """Count a bad frame; log each unknown encoding once and other kinds at most every 10 s."""
+        kind = getattr(exc, "kind", "input")
+        count = self._stats.count_rejected(kind)
+        key = f"encoding:{exc}" if kind == "encoding" else kind
+        now = time.monotonic()
+        last = self._reject_logged.get(key)
+        if last is None or (kind != "encoding" and now - last >= REJECT_LOG_PERIOD_S):
+            self._reject_logged[key] = now
+            self.get_logger().warning(f"frame rejected ({kind}, {count} so far): {exc}")
+
+    # inference thread -------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        slot = self._slot
+        while (pending := slot.take()) is not None:
+            header, make_frame, received = pending
+            try:
+                frame = make_frame()
+                result = self._fuser.process(frame.array, frame.layout)  # type: ignore[union-attr]
+                outputs = {"pseudo_ir": array_to_image(result.pseudo_ir, "mono8", header),
+                           "fused": fused_to_image(result.fused, frame, header)}
+            except InputError as exc:
+                self._reject(exc)
+                continue
+            except Exception as exc:  # keep serving: count it, log it, and go on with the next frame
+                self._stats.count_failed()
+                self.get_logger().error(f"processing failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=REJECT_LOG_PERIOD_S)
+                continue
+            try:
+                for name, msg in outputs.items():
+                    self._outputs[name].publish(msg)  # type: ignore[attr-defined]
+            except Exception as exc:  # the context went down under us (shutdown); nothing left to serve
+                self.get_logger().debug(f"inference thread stops: {exc}")
+                return
+            self._stats.count_processed((time.monotonic() - received) * 1e3, result.timings_ms["inference"])
+
+    # diagnostics ------------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        if self._fuser is None or "diagnostics" not in self._outputs:
+            return
+        modulation = self._fuser.modulation_source.current()
+        info = {
+            "backend": self._fuser.backend.describe(),
+            "input_topic": self.resolve_topic_name("image"),
+            "input_type": self._input_type or "waiting for a publisher",
+            "modulation_source": modulation.source,
+            "modulation_age_s": f"{modulation.age_s():.1f}",
+        }
+        info.update({f"rejected_{kind}": str(n) for kind, n in self._stats.rejected.items()})
+        info.update({f"text_{k}": str(v) for k, v in self._fuser.modulation_source.stats().items()})
+        values = self._stats.snapshot(self._slot.dropped)
+        array = build_diagnostics(f"{self.get_fully_qualified_name()}: fusion", self.get_clock().now().to_msg(),
+                                  values, info)
+        self._outputs["diagnostics"].publish(array)  # type: ignore[attr-defined]
+
+
+def exit_code(failure: BaseException | None) -> int:
+    """Exit code for a failed start-up: lets callers (the demo) fall back to another backend or encoder."""
+    if isinstance(failure, BackendError):
+        return EXIT_BACKEND
+    text_import = isinstance(failure, ImportError) and (failure.name or "").startswith("mnm_core.text")
+    if isinstance(failure, TextEncoderError) or text_import:
+        return EXIT_TEXT
+    return EXIT_FAILED
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the `fuse_node` executable (`ros2 run mnm_ros fuse_node --ros-args ...`)."""
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = FuseNode()
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                return exit_code(node.failure)
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                return EXIT_FAILED
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""ROS parameters of the fusion node: declared from the typed defaults, validated on every set.
+
+Four groups, each a frozen dataclass whose defaults and attribute docstrings become the parameters'
+defaults and descriptors: the node's own (`NodeConfig`, no prefix), `qos.*` (`QosConfig`),
+`pipeline.*` (mnm_core PipelineConfig) and `text.*` (mnm_core TextConfig). Values are read on
+configure; a change is validated at once and takes effect at the next configure (cleanup, configure).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import itertools
+import textwrap
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mnm_core.config import PipelineConfig, TextConfig, from_mapping
+from mnm_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's own settings."""
+
+    input_type: Literal["auto", "raw", "compressed"] = "auto"
+    """Input message type: raw (sensor_msgs/Image), compressed (CompressedImage), or auto (from the publisher)."""
+    diagnostics_period_s: float = 1.0
+    """Seconds between /diagnostics messages."""
+    autostart: bool = True
+    """Configure and activate at start-up; false leaves the lifecycle transitions to a manager."""
+
+    def __post_init__(self) -> None:
+        if self.diagnostics_period_s <= 0:
+            raise ConfigError(f"diagnostics_period_s must be positive, got {self.diagnostics_period_s}")
+
+
+@dataclass(frozen=True)
+class QosConfig:
+    """QoS of the input subscription and the output publishers (sensor-data profile otherwise)."""
+
+    reliability: Literal["best_effort", "reliable"] = "best_effort"
+    """best_effort (sensor data) or reliable; a reliable subscriber cannot read a best-effort publisher."""
+    depth: int = 5
+    """History depth (keep last)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.depth <= 1000:
+            raise ConfigError(f"qos.depth must be in [1, 1000], got {self.depth}")
+
+
+GROUPS: dict[str, type] = {"": NodeConfig, "qos.": QosConfig, "pipeline.": PipelineConfig, "text.": TextConfig}
+"""Parameter-name prefix → dataclass."""
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string right after each field) of a dataclass, by field name."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr) \
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _split(name: str) -> tuple[str, type, str] | None:
+    """Parameter name → (prefix, dataclass, field name); None for names outside the groups."""
+    for prefix, cls in GROUPS.items():
+        field = name[len(prefix):]
+        if name.startswith(prefix) and field in {f.name for f in dataclasses.fields(cls)}:
+            return prefix, cls, field
+    return None
+
+
+def parameter_defaults() -> dict[str, Any]:
+    """Every parameter name with its default value."""
+    return {prefix + f.name: getattr(cls(), f.name) for prefix, cls in GROUPS.items() for f in dataclasses.fields(cls)}
+
+
+def declare_parameters(node) -> None:
+    """Declare every parameter with a descriptor (description, allowed values) and register validation."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    for name, default in parameter_defaults().items():
+        _, cls, field = _split(name)  # type: ignore[misc]
+        annotation = typing.get_type_hints(cls)[field]
+        allowed = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
+        descriptor = ParameterDescriptor(
+            name=name, description=field_docs(cls).get(field, ""),
+            additional_constraints=f"one of {list(allowed)}" if allowed else "")
+        node.declare_parameter(name, default, descriptor)
+    node.add_on_set_parameters_callback(functools.partial(validate_parameters, node))
+
+
+def _group_values(node, prefix: str, cls: type, overrides: dict[str, Any] | None = None) -> Any:
+    values = {f.name: node.get_parameter(prefix + f.name).value for f in dataclasses.fields(cls)}
+    values.update(overrides or {})
+    return from_mapping(cls, values)
+
+
+def validate_parameters(node, parameters: list) -> Any:
+    """Set-parameters callback: rebuild each touched group with the new values; refuse what fails."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    touched: dict[str, dict[str, Any]] = {}
+    for parameter in parameters:
+        where = _split(parameter.name)
+        if where is not None:
+            touched.setdefault(where[0], {})[where[2]] = parameter.value
+    try:
+        for prefix, overrides in touched.items():
+            _group_values(node, prefix, GROUPS[prefix], overrides)
+    except ConfigError as exc:
+        return SetParametersResult(successful=False, reason=str(exc))
+    return SetParametersResult(successful=True)
+
+
+def read_configs(node) -> tuple[NodeConfig, QosConfig, PipelineConfig, TextConfig]:
+    """The node's current parameters as the four typed configs (ConfigError if invalid)."""
+    return tuple(_group_values(node, prefix, cls) for prefix, cls in GROUPS.items())  # type: ignore[return-value]
+
+
+__all__ = ["GROUPS", "NodeConfig", "QosConfig", "declare_parameters", "field_docs", "parameter_defaults",
+           "read_configs", "validate_parameters"]
