@@ -15,7 +15,7 @@ from mnm_core.model import VgiiModel
 class TorchBackend(InferenceBackend):
     name = "torch"
 
-    def __init__(self, model: VgiiModel, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(self, model: VgiiModel, device: str = "cpu", precision: str = "fp32", compile: bool = False) -> None:
         if precision not in ("fp32", "fp16"):
             raise BackendError(f"torch backend: unknown precision {precision!r}; use fp32 or fp16")
         try:
@@ -28,6 +28,9 @@ class TorchBackend(InferenceBackend):
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         # A private copy: moving or casting must not change the caller's model (the slow path uses it).
         self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
+        self.compiled = compile
+        if compile:  # optional: torch.compile (recompiles once per new input size)
+            self.model = torch.compile(self.model, dynamic=False)
 
     @property
     def n_atoms(self) -> int:
@@ -42,4 +45,4 @@ class TorchBackend(InferenceBackend):
         return pseudo_ir.float().cpu().numpy(), fused_y.float().cpu().numpy()
 
     def describe(self) -> str:
-        return f"torch {self.precision} ({self.device})"
+        return f"torch {self.precision} ({self.device}{', compiled' if self.compiled else ''})"
