@@ -18,7 +18,6 @@ from mnm_core.dictionary import (
 from test.conftest import random_dictionary
 
 
-
 @pytest.fixture(autouse=True)
 def float64():
     """Exact-math checks run in double precision; the default is restored for other modules."""
