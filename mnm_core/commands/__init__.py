@@ -12,5 +12,6 @@ COMMAND_MODULES = [
     "mnm_core.commands.make_bag",
     "mnm_core.commands.bag_eval",
     "mnm_ros.commands.bag_play",
+    "mnm_core.commands.export",
 ]
 """Import paths of the command modules, in the order `mnm --help` lists them."""

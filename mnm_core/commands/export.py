@@ -1,0 +1,63 @@
+"""`mnm export`: the fast path to ONNX (fp32 or fp16), and a TensorRT engine where TensorRT is installed."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from mnm_core.config import PRESETS
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x512' (H×W; 'x' or '×') → (640, 512)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be HEIGHTxWIDTH, e.g. 512x640")
+    return int(match[1]), int(match[2])
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export the fast path to ONNX (and a TensorRT engine)",
+        description="Export the fast path (y, gamma, beta -> pseudo_ir, fused_y) of a checkpoint to a simplified "
+                    "ONNX file (opset 18) with mnm metadata; with --engine also build a TensorRT engine "
+                    "(only where TensorRT and pycuda are installed).")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", default="", help="VGII checkpoint (default: the embedded default)")
+    source.add_argument("--preset", choices=sorted(PRESETS),
+                        help="export an UNTRAINED model of this preset (for timing and deployment tests)")
+    parser.add_argument("--fp16", action="store_true", help="fp16 weights and compute (inputs/outputs stay fp32)")
+    parser.add_argument("--out", required=True, help="ONNX file to write")
+    parser.add_argument("--size", type=parse_size, action="append", metavar="HxW",
+                        help="fixed input size (multiple of 8), repeatable; default: any size (dynamic)")
+    parser.add_argument("--engine", default="", help="also build a TensorRT engine here (+ a .json sidecar)")
+    parser.add_argument("--device", default="cuda", help="CUDA device for --engine (cuda, cuda:1)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from mnm_core.export import export_onnx, read_metadata
+
+    log = logging.getLogger("mnm.export")
+    if args.preset:
+        from mnm_core.model import VgiiModel
+
+        model, preset = VgiiModel(PRESETS[args.preset]).eval(), args.preset
+        log.warning("exporting an untrained %s model (zero dictionary): its outputs are meaningless", preset)
+    else:
+        from mnm_core.checkpoint import load_model
+
+        model, info = load_model(args.checkpoint or None)
+        preset = info.preset
+    path = export_onnx(model, args.out, precision="fp16" if args.fp16 else "fp32", sizes=args.size, preset=preset)
+    meta = read_metadata(path)
+    print(f"wrote {path} ({meta.preset}, {meta.precision}, "
+          f"{'sizes ' + ', '.join(f'{h}x{w}' for h, w in meta.sizes) if meta.sizes else 'dynamic HxW'})")
+    if args.engine:
+        from mnm_core.backends.tensorrt_backend import build_engine_file
+
+        engine = build_engine_file(path, args.engine, sizes=args.size, device=args.device)
+        print(f"wrote {engine} and {engine.with_suffix('.json')}")
+    return 0
