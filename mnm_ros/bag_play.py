@@ -159,10 +159,11 @@ class Player:
         sec, nanosec = divmod(bag_time_ns, 1_000_000_000)
         self.clock.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))  # type: ignore[union-attr]
 
-    def _wait_until(self, wall: float, bag_at: Callable[[float], int]) -> None:
+    def _wait_until(self, wall: float, bag_at: Callable[[float], int], bag_target: int) -> None:
+        """Sleep until `wall` (monotonic s), publishing /clock on the way, never past `bag_target` (ns)."""
         while (remaining := wall - time.monotonic()) > 0:
             if self.clock is not None:
-                self._publish_clock(bag_at(time.monotonic()))
+                self._publish_clock(min(bag_at(time.monotonic()), bag_target))
             time.sleep(min(remaining, CLOCK_PERIOD_S) if self.clock is not None else remaining)
 
     def play(self, on_publish: Callable[[RawMessage, float], None] | None = None) -> PlayResult:
@@ -177,7 +178,8 @@ class Player:
         for message in self.reader.messages(self.topics):
             if first_bag is None:
                 first_bag, start_wall = message.bag_time_ns, time.monotonic()
-            self._wait_until(start_wall + (message.bag_time_ns - first_bag) / 1e9 / self.rate, bag_at)
+            self._wait_until(start_wall + (message.bag_time_ns - first_bag) / 1e9 / self.rate, bag_at,
+                             message.bag_time_ns)
             if self.clock is not None:
                 self._publish_clock(message.bag_time_ns)
             publish_time = time.monotonic()

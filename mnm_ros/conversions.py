@@ -120,7 +120,7 @@ def compressed_to_frame(msg) -> Frame:
 def to_byte_array(values: np.ndarray) -> array.array:
     """A numpy array's bytes as the array.array('B') message fields hold (one copy)."""
     data = array.array("B")
-    data.frombytes(np.ascontiguousarray(values))
+    data.frombytes(np.ascontiguousarray(values).reshape(-1).view(np.uint8))
     return data
 
 

@@ -40,7 +40,7 @@ def large_data_profile() -> Path | None:
 
         try:
             candidates.append(Path(get_package_share_directory("mnm_ros")) / "config")
-        except (PackageNotFoundError, ValueError, LookupError):
+        except (PackageNotFoundError, LookupError, OSError):  # OSError: AMENT_PREFIX_PATH unset
             pass
     except ImportError:
         pass
