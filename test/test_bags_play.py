@@ -62,6 +62,7 @@ class _Listener:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import Image
 
         self.context = rclpy.Context()
@@ -71,6 +72,9 @@ class _Listener:
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         for topic in topics:
             self.node.create_subscription(Image, topic, lambda m, t=topic: self.messages[t].append(m), qos)
+        self.clock: list[int] = []
+        self.node.create_subscription(
+            Clock, "/clock", lambda m: self.clock.append(m.clock.sec * 10**9 + m.clock.nanosec), 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -88,7 +92,7 @@ def test_play_into_live_subscriber(tmp_path: Path) -> None:
     frames = _make_bag(tmp_path / "bag")
     listener = _Listener([VIS, IR])
     try:
-        result = play_bag(tmp_path / "bag", rate=4.0, wait_s=20, settle_s=0.5)
+        result = play_bag(tmp_path / "bag", rate=4.0, clock=True, wait_s=20, settle_s=0.5)
         deadline = time.monotonic() + 10
         while min(len(v) for v in listener.messages.values()) < len(frames) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -101,6 +105,9 @@ def test_play_into_live_subscriber(tmp_path: Path) -> None:
     assert received[0].encoding == "rgb8" and received[0].header.frame_id == "camera"
     assert np.array_equal(np.asarray(received[3].data, np.uint8).reshape(24, 32, 3), frames[3])
     assert len(listener.messages[IR]) == 8
+    # /clock runs in bag time, forwards, from the first message's time to the last one's
+    assert listener.clock and listener.clock == sorted(listener.clock)
+    assert START <= listener.clock[0] and listener.clock[-1] == START + 7 * PERIOD
 
 
 def test_missing_topic_is_reported(tmp_path: Path) -> None:
