@@ -1,0 +1,144 @@
+"""Train both stages of the method: `python training/train.py --config training/configs/<name>.yaml`.
+
+    --stage jsrl|dict|vgii|all   which stage(s) to run (all = jsrl → dict → vgii, skipping finished ones)
+    --resume                     continue from the run folder's last state (after Ctrl-C or a kill)
+    --seed N                     override train.seed
+
+The YAML file holds up to three mappings, `train:` (TrainConfig), `data:` (DataConfig) and `text:`
+(TextConfig), read with mnm_core.config.from_mapping: unknown keys are errors. Multi-process training:
+`torchrun --nproc_per_node N training/train.py ...` (NCCL on GPUs, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: make `training` and `mnm_core` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+from mnm_core.config import DataConfig, TextConfig, TrainConfig, from_mapping, load_yaml  # noqa: E402
+from mnm_core.errors import ConfigError, MnmError  # noqa: E402
+
+LOGGER = logging.getLogger("training")
+SECTIONS = {"train": TrainConfig, "data": DataConfig, "text": TextConfig}
+
+
+def load_config(path: str | Path, seed: int | None = None) -> tuple[TrainConfig, DataConfig, TextConfig]:
+    """The three config sections of a training YAML file; `seed` overrides train.seed."""
+    raw = load_yaml(path)
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; valid sections: {sorted(SECTIONS)}")
+    for name, value in raw.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: section {name!r} must be a mapping")
+    train = from_mapping(TrainConfig, raw.get("train", {}))
+    if seed is not None:
+        train = dataclasses.replace(train, seed=seed)
+    return train, from_mapping(DataConfig, raw.get("data", {})), from_mapping(TextConfig, raw.get("text", {}))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="training YAML (train:, data:, text: sections)")
+    parser.add_argument("--stage", choices=["jsrl", "dict", "vgii", "all"], default="all")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's saved state")
+    parser.add_argument("--seed", type=int, default=None, help="override train.seed")
+    parser.add_argument("--out-dir", default=None, help="override train.out_dir")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="stop (as if interrupted, state saved) once a stage reaches this step; for tests")
+    return parser.parse_args(argv)
+
+
+def init_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def prepare_out_dir(out_dir: Path, resume: bool, stage: str) -> None:
+    states = sorted(p.name for p in out_dir.glob("*_state.pt")) if out_dir.is_dir() else []
+    if states and not resume and stage in ("all", "jsrl"):
+        raise ConfigError(f"{out_dir} already holds a run ({', '.join(states)}); pass --resume to continue it "
+                          "or choose another train.out_dir / --out-dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mnm_core.config import preset
+    from training.data import CropSampler, centre_crop, load_sets, resolve_root
+    from training.logging_utils import RunLogger, StopFlag
+    from training.stages import RunContext, TrainingStoppedError, run_dict, run_jsrl, run_vgii
+
+    train, data, text = load_config(args.config, args.seed)
+    if args.out_dir:
+        train = dataclasses.replace(train, out_dir=args.out_dir)
+    preset(train.preset)  # fail early on an unknown preset
+    if train.export_path and not Path(train.export_path).is_absolute():
+        train = dataclasses.replace(train, export_path=str(REPO_ROOT / train.export_path))
+    out_dir = Path(train.out_dir) if Path(train.out_dir).is_absolute() else REPO_ROOT / train.out_dir
+    rank, world, device = init_distributed()
+    if rank == 0:
+        prepare_out_dir(out_dir, args.resume, args.stage)
+    root = resolve_root(data, REPO_ROOT)
+    images = load_sets(root, data.train_sets, data.layout)
+    val_images = [centre_crop(im, data.val_max_side)
+                  for im in load_sets(root, (data.val_set,), data.layout, limit=data.val_images)]
+    stop = StopFlag()
+    stop.install()
+    logger = RunLogger(out_dir, enabled=rank == 0)
+    logger.update_summary("run", {"config": args.config, "preset": train.preset, "seed": train.seed,
+                                  "world_size": world, "device": str(device), "train_images": len(images),
+                                  "threads": torch.get_num_threads(), "train": dataclasses.asdict(train),
+                                  "data": dataclasses.asdict(data), "text": dataclasses.asdict(text)})
+    ctx = RunContext(train, data, text, out_dir, CropSampler(images, data), val_images, logger, stop, device,
+                     rank, world, args.stop_after)
+    stages = ["jsrl", "dict", "vgii"] if args.stage == "all" else [args.stage]
+    products = {"jsrl": out_dir / "jsrl.safetensors", "dict": out_dir / "dictionary.safetensors"}
+    try:
+        for stage in stages:
+            if args.stage == "all" and stage in products and products[stage].is_file():
+                LOGGER.info("stage %s already done (%s)", stage, products[stage])
+                continue
+            {"jsrl": run_jsrl, "dict": run_dict, "vgii": run_vgii}[stage](ctx)
+            if world > 1:
+                dist.barrier()
+    except TrainingStoppedError as exc:
+        LOGGER.warning("%s", exc)
+        return 130
+    finally:
+        logger.close()
+        if world > 1:
+            dist.destroy_process_group()
+    LOGGER.info("done: %s", out_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except MnmError as exc:
+        LOGGER.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
