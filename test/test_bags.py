@@ -206,6 +206,38 @@ def test_truncated_bag_is_evaluated_up_to_the_damage(storage: str, suffix: str, 
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["damage"] == summary["damage"]
 
 
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_bag_written_by_another_tool(storage: str, checkpoint: Path, tmp_path: Path) -> None:
+    """A version-9 bag with Jazzy's type definitions and hashes, written by plain rosbags (as `ros2 bag record`
+    on Jazzy would): Image on one topic, CompressedImage on the other."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    types = get_typestore(Stores.ROS2_JAZZY)
+    image_cls, compressed_cls = types.types["sensor_msgs/msg/Image"], types.types["sensor_msgs/msg/CompressedImage"]
+    time_cls, header_cls = types.types["builtin_interfaces/msg/Time"], types.types["std_msgs/msg/Header"]
+    plugin = StoragePlugin.SQLITE3 if storage == "sqlite3" else StoragePlugin.MCAP
+    rng = np.random.default_rng(4)
+    with Writer(tmp_path / "in", version=9, storage_plugin=plugin) as writer:
+        vis_conn = writer.add_connection(VIS, "sensor_msgs/msg/Image", typestore=types)
+        ir_conn = writer.add_connection(IR, "sensor_msgs/msg/CompressedImage", typestore=types)
+        for k in range(3):
+            header = header_cls(stamp=time_cls(sec=100 + k, nanosec=5), frame_id="cam")
+            vis = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+            msg = image_cls(header=header, height=16, width=24, encoding="bgr8", is_bigendian=0, step=72,
+                            data=vis.ravel())
+            writer.write(vis_conn, 10**9 * (100 + k), types.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            png = cv2.imencode(".png", vis[:, :, 0])[1].ravel()
+            msg = compressed_cls(header=header, format="mono8; png compressed", data=png)
+            writer.write(ir_conn, 10**9 * (100 + k) + 1000, types.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
+    result = evaluate_bag(tmp_path / "in", tmp_path / "out", VIS, IR, checkpoint=checkpoint, progress=False,
+                          report=False)
+    assert result.summary["frames"] == 3 and result.summary["paired"] == 3
+    fused = _read_all(result.out_bag)["/mnm/fused"]
+    assert [f.stamp_ns for f in fused] == [10**9 * (100 + k) + 5 for k in range(3)]
+    assert fused[0].layout == "bgr" and fused[0].frame_id == "cam"
+
+
 def test_unreadable_bags(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         BagReader(tmp_path / "missing")
