@@ -9,6 +9,7 @@ its ROS context — in the environment of the camera driver and of this node.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 from collections.abc import Mapping
@@ -51,11 +52,20 @@ def large_data_profile() -> Path | None:
     return None
 
 
+def _profile_variables() -> tuple[str, ...]:
+    """The variables to set: Fast DDS 3 (the PyPI wheels) warns that the old name is deprecated."""
+    try:
+        major = int(importlib.metadata.version("ros-fastdds").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return PROFILE_VARIABLES  # a system ROS 2 install: its Fast DDS may read only the old name
+    return PROFILE_VARIABLES[:1] if major >= 3 else PROFILE_VARIABLES
+
+
 def large_data_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """`base` (default os.environ) with the large-data profile set, unless the user set a profile already."""
     env = dict(os.environ if base is None else base)
     profile = large_data_profile()
     if profile is not None and not any(env.get(name) for name in PROFILE_VARIABLES):
-        for name in PROFILE_VARIABLES:
+        for name in _profile_variables():
             env[name] = str(profile)
     return env

@@ -13,5 +13,6 @@ COMMAND_MODULES = [
     "mnm_core.commands.bag_eval",
     "mnm_ros.commands.bag_play",
     "mnm_core.commands.export",
+    "mnm_ros.commands.demo",
 ]
 """Import paths of the command modules, in the order `mnm --help` lists them."""
