@@ -14,5 +14,6 @@ COMMAND_MODULES = [
     "mnm_ros.commands.bag_play",
     "mnm_core.commands.export",
     "mnm_ros.commands.demo",
+    "mnm_ros.commands.node_bench",
 ]
 """Import paths of the command modules, in the order `mnm --help` lists them."""
