@@ -103,14 +103,14 @@ class ModulationRefresher(ModulationSource):
         }
 
     def refresh(self) -> bool:
-        """One slow-path pass on the newest frame, if a new one arrived; False when it failed.
+        """One slow-path pass on the newest frame, unless it was already described; False when it failed.
 
-        The background thread calls this; tests and tools may call it directly (not concurrently).
+        A failed frame stays undescribed, so the next pass retries it. The background thread calls
+        this; tests and tools may call it directly (not concurrently).
         """
         frame = self._latest
         if frame is None or frame is self._described:
             return True
-        self._described = frame
         try:
             prompt, brightness = self._describe(frame)
             feature = self._encode(prompt)
@@ -121,6 +121,7 @@ class ModulationRefresher(ModulationSource):
             self._fail(exc)
             return False
         self._current = modulation  # the one atomic publish the fast path sees
+        self._described = frame
         self._previous_brightness = brightness
         self._refreshes += 1
         self._consecutive_failures = 0
