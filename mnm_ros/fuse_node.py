@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
@@ -97,9 +98,11 @@ class FuseNode(LifecycleNode):
         self._stats = NodeStats()
         self._worker = threading.Thread(target=self._work, name="mnm-inference", daemon=True)
         self._worker.start()
-        self._input_timers = [self.create_timer(self._node_cfg.diagnostics_period_s, self._publish_diagnostics)]
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # keeps ticking under use_sim_time without /clock
+        self._input_timers = [self.create_timer(self._node_cfg.diagnostics_period_s, self._publish_diagnostics,
+                                                clock=steady)]
         if self._node_cfg.input_type == "auto":
-            self._input_timers.append(self.create_timer(0.5, self._detect_input_type))
+            self._input_timers.append(self.create_timer(0.5, self._detect_input_type, clock=steady))
             self._detect_input_type()
         else:
             self._subscribe(self._node_cfg.input_type)
@@ -157,9 +160,9 @@ class FuseNode(LifecycleNode):
         known = sorted(t for t in types if t in INPUT_TYPES)
         if known:
             self._subscribe(INPUT_TYPES[known[0]])
-        elif types:
-            self._reject(FrameError("encoding", f"{topic} has type {sorted(types)}; "
-                                                f"mnm reads {sorted(INPUT_TYPES)}"))
+        elif types and not self._reject_logged.get(f"type:{topic}"):
+            self._reject_logged[f"type:{topic}"] = time.monotonic()
+            self.get_logger().error(f"{topic} carries {sorted(types)}; mnm reads {sorted(INPUT_TYPES)}")
 
     def _subscribe(self, input_type: str) -> None:
         compressed = input_type == "compressed"

@@ -284,3 +284,29 @@ def test_missing_checkpoint_fails_start_with_a_clear_message(ros_env, node_param
         stop_node(process)
     log = (logs / "missing.log").read_text()
     assert "configure failed" in log and "does not exist" in log
+
+
+def test_lifecycle_manager_drives_the_node_under_sim_time(ros_env, node_params, logs):
+    """autostart false: nothing is published until configure + activate; /diagnostics ticks without /clock."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    process = start_node("/t_lc", {**node_params, "autostart": False, "use_sim_time": True}, ros_env,
+                         logs / "lifecycle.log")
+    client = FusionClient("/t_lc")
+    service = client.node.create_client(ChangeState, "/t_lc/fuse_node/change_state")
+    try:
+        assert service.wait_for_service(timeout_sec=OUTPUT_TIMEOUT_S), (logs / "lifecycle.log").read_text()
+        assert client.node.count_publishers("/t_lc/fused") == 0
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            future = service.call_async(ChangeState.Request(transition=Transition(id=transition)))
+            assert client.wait_for(future.done, OUTPUT_TIMEOUT_S) and future.result().success
+        assert client.wait_ready(OUTPUT_TIMEOUT_S, process)
+        msg = array_to_image(_scene(48, 64, seed=5), "bgr8")
+        result = _send_and_wait(client, msg)
+        assert result.fused.header.stamp == msg.header.stamp
+        assert _fresh_diagnostics(client)["frames_processed"] == "1"
+    finally:
+        client.node.destroy_client(service)
+        client.close()
+        assert stop_node(process) == 0, (logs / "lifecycle.log").read_text()
