@@ -90,11 +90,11 @@ class OnnxMetadata:
     def check_size(self, height: int, width: int) -> None:
         """Raise BackendError when an H×W input does not fit this export."""
         if self.sizes and (height, width) not in self.sizes:
-            listed = ", ".join(f"{h}×{w}" for h, w in self.sizes)
-            raise BackendError(f"input {height}×{width} is not one of the sizes this model was exported for "
-                               f"({listed}); re-export with `mnm export --size {height}x{width}` or without --size")
+            listed = ", ".join(f"{w}×{h}" for h, w in self.sizes)
+            raise BackendError(f"input {width}×{height} (W×H) is not one of the sizes this model was exported for "
+                               f"({listed}); re-export with `mnm export --size {width}x{height}` or without --size")
         if height % self.size_multiple or width % self.size_multiple:
-            raise BackendError(f"input {height}×{width} is not a multiple of {self.size_multiple}; "
+            raise BackendError(f"input {width}×{height} (W×H) is not a multiple of {self.size_multiple}; "
                                "pad it first (mnm_core.colour.pad_to_multiple)")
 
 
@@ -149,8 +149,8 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
     sizes = [tuple(s) for s in sizes or []]
     for height, width in sizes:
         if height < SIZE_MULTIPLE or width < SIZE_MULTIPLE or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
-            raise ExportError(f"size {height}×{width} is not a positive multiple of {SIZE_MULTIPLE}; "
-                              "round it up (a 720×1280 camera needs 720x1280, a 1080-line one 1088x1920)")
+            raise ExportError(f"size {width}×{height} (W×H) is not a positive multiple of {SIZE_MULTIPLE}; round it up "
+                              "as the Fuser pads frames (1280×720 stays 1280x720, 1920×1080 becomes 1920x1088)")
     config = model.config
     metadata = OnnxMetadata(preset=preset or preset_of(config), n_atoms=config.n_atoms, text_dim=config.text_dim,
                             size_multiple=SIZE_MULTIPLE, precision=precision, mnm_version=__version__,

@@ -184,6 +184,20 @@ def test_explicit_engine_file_errors(tmp_path):
     check_engine_file(engine, wanted)
 
 
+def test_bench_json_rows(tmp_path, capsys):
+    from mnm_core.cli import main
+
+    assert main(["bench", "--json", "--presets", "tiny", "--sizes", "64x48", "--repeats", "2", "--warmup", "1",
+                 "--cache-dir", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {(r["backend"], r["precision"], r["preset"], r["width"], r["height"]): r for r in report["results"]}
+    assert set(rows) == {("torch", "fp32", "tiny", 64, 48), ("onnxruntime", "fp32", "tiny", 64, 48)}
+    for row in rows.values():
+        assert row["repeats"] == 2 and row["warmup"] == 1 and row["p99_ms"] >= row["median_ms"] > 0
+        assert row["fps"] == pytest.approx(1e3 / row["median_ms"]) and row["memory"] == "host RSS"
+    assert report["machine"]["cpu_count"] >= 1 and any("tiny" in note for note in report["notes"])
+
+
 def cuda_tensorrt_available() -> bool:
     if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None:
         return False

@@ -85,7 +85,7 @@ def test_fixed_sizes(tmp_path):
     assert dims(onnx.load(str(single)).graph.input[0]) == [1, 1, 48, 64]
     meta = read_metadata(single)
     meta.check_size(48, 64)
-    with pytest.raises(BackendError, match=r"not one of the sizes.*--size 56x64"):
+    with pytest.raises(BackendError, match=r"not one of the sizes.*--size 64x56"):
         meta.check_size(56, 64)
     several = read_metadata(export_onnx(model, tmp_path / "two.onnx", sizes=[(48, 64), (256, 320)]))
     assert several.sizes == ((48, 64), (256, 320))
@@ -148,9 +148,9 @@ def test_cli_export_from_checkpoint_and_preset(tmp_path, caplog):
     assert main(["export", "--checkpoint", str(checkpoint), "--fp16", "--out", str(out)]) == 0
     meta = read_metadata(out)
     assert (meta.preset, meta.precision, meta.checkpoint_hash) == ("tiny", "fp16", model_hash(model))
-    assert main(["export", "--preset", "tiny", "--size", "64x96", "--out", str(tmp_path / "p.onnx")]) == 0
+    assert main(["export", "--preset", "tiny", "--size", "96x64", "--out", str(tmp_path / "p.onnx")]) == 0
     assert read_metadata(tmp_path / "p.onnx").sizes == ((64, 96),)
-    assert main(["export", "--preset", "tiny", "--size", "64x95", "--out", str(tmp_path / "q.onnx")]) == 1
+    assert main(["export", "--preset", "tiny", "--size", "95x64", "--out", str(tmp_path / "q.onnx")]) == 1
     assert "multiple of 8" in caplog.text
 
 

@@ -138,8 +138,9 @@ def differences(wanted: EngineKey, found: EngineKey) -> list[str]:
 
 
 def format_profile(profile: Profile) -> str:
+    """'W×H..W×H (opt W×H)', resolutions written as cameras name them."""
     (min_h, min_w), (opt_h, opt_w), (max_h, max_w) = profile
-    return f"{min_h}×{min_w}..{max_h}×{max_w} (opt {opt_h}×{opt_w})"
+    return f"{min_w}×{min_h}..{max_w}×{max_h} (opt {opt_w}×{opt_h})"
 
 
 def check_engine_file(engine: str | Path, wanted: EngineKey) -> None:

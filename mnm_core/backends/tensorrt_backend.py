@@ -207,9 +207,9 @@ class TensorRtBackend(InferenceBackend):
         height, width = y.shape[-2:]
         self.metadata.check_size(height, width)
         if not in_profile(self.profile, height, width):
-            raise BackendError(f"input {height}×{width} is outside the TensorRT engine's profile "
+            raise BackendError(f"input {width}×{height} (W×H) is outside the TensorRT engine's profile "
                                f"{format_profile(self.profile)}; create the backend with sizes including "
-                               f"({height}, {width}) (or `mnm export --size {height}x{width} --engine ...`)")
+                               f"({height}, {width}) (or `mnm export --size {width}x{height} --engine ...`)")
         self.cuda_context.push()
         try:
             if self._shape != (height, width):

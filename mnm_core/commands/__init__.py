@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "mnm_core.commands.bag_eval",
     "mnm_ros.commands.bag_play",
     "mnm_core.commands.export",
+    "mnm_core.commands.bench",
     "mnm_core.commands.text_bench",
     "mnm_ros.commands.demo",
     "mnm_ros.commands.node_bench",

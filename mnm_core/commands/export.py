@@ -9,11 +9,11 @@ from mnm_core.config import PRESETS
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'640x512' (H×W; 'x' or '×') → (640, 512)."""
+    """A camera resolution 'WIDTHxHEIGHT' ('x' or '×'), e.g. '640x512' → (height, width) = (512, 640)."""
     match = re.fullmatch(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", text)
     if not match:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be HEIGHTxWIDTH, e.g. 512x640")
-    return int(match[1]), int(match[2])
+        raise argparse.ArgumentTypeError(f"size {text!r} must be WIDTHxHEIGHT, e.g. 640x512")
+    return int(match[2]), int(match[1])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="export an UNTRAINED model of this preset (for timing and deployment tests)")
     parser.add_argument("--fp16", action="store_true", help="fp16 weights and compute (inputs/outputs stay fp32)")
     parser.add_argument("--out", required=True, help="ONNX file to write")
-    parser.add_argument("--size", type=parse_size, action="append", metavar="HxW",
-                        help="fixed input size (multiple of 8), repeatable; default: any size (dynamic)")
+    parser.add_argument("--size", type=parse_size, action="append", metavar="WxH",
+                        help="fixed input size WIDTHxHEIGHT (multiples of 8), repeatable; default: any size "
+                             "(dynamic); with --engine the TensorRT profile covers these sizes")
     parser.add_argument("--engine", default="", help="also build a TensorRT engine here (+ a .json sidecar)")
     parser.add_argument("--device", default="cuda", help="CUDA device for --engine (cuda, cuda:1)")
     parser.set_defaults(run=run)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     path = export_onnx(model, args.out, precision="fp16" if args.fp16 else "fp32", sizes=args.size, preset=preset)
     meta = read_metadata(path)
     print(f"wrote {path} ({meta.preset}, {meta.precision}, "
-          f"{'sizes ' + ', '.join(f'{h}x{w}' for h, w in meta.sizes) if meta.sizes else 'dynamic HxW'})")
+          f"{'sizes ' + ', '.join(f'{w}x{h}' for h, w in meta.sizes) if meta.sizes else 'dynamic WxH'})")
     if args.engine:
         from mnm_core.backends.tensorrt_backend import build_engine_file
 
