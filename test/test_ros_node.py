@@ -275,15 +275,16 @@ def test_parameters_are_validated_on_set(raw_client):
         node.destroy_client(service)
 
 
-def test_missing_checkpoint_fails_start_with_a_clear_message(ros_env, node_params, logs, tmp_path):
-    process = start_node("/t_missing", {**node_params, "pipeline.checkpoint": str(tmp_path / "none.safetensors")},
-                         ros_env, logs / "missing.log")
-    try:
-        assert process.wait(OUTPUT_TIMEOUT_S) == 1
-    finally:
-        stop_node(process)
-    log = (logs / "missing.log").read_text()
-    assert "configure failed" in log and "does not exist" in log
+def test_missing_checkpoint_fails_start_with_a_clear_message(ros_env, node_params, tmp_path, capfd):
+    from mnm_ros.fuse_node import EXIT_FAILED, main
+
+    missing = tmp_path / "none.safetensors"
+    arguments = ["fuse_node", "--ros-args", "-r", "__ns:=/t_missing"]
+    for name, value in {**node_params, "pipeline.checkpoint": str(missing)}.items():
+        arguments += ["-p", f"{name}:={value}"]
+    assert main(arguments) == EXIT_FAILED
+    err = capfd.readouterr().err
+    assert "configure failed" in err and str(missing) in err and "does not exist" in err
 
 
 def test_lifecycle_manager_drives_the_node_under_sim_time(ros_env, node_params, logs):
