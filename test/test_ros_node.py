@@ -167,7 +167,8 @@ def test_image_frames_come_back_fused(raw_client, fuser, encoding):
 
 
 def test_compressed_frames_come_back_fused(ros_env, node_params, logs):
-    process = start_node("/t_comp", {**node_params, "input_type": "compressed"}, ros_env, logs / "comp.log")
+    """input_type auto: the node sees a CompressedImage publisher and subscribes with that type."""
+    process = start_node("/t_comp", node_params, ros_env, logs / "comp.log")
     client = FusionClient("/t_comp", compressed=True)
     try:
         assert client.wait_ready(OUTPUT_TIMEOUT_S, process), (logs / "comp.log").read_text()
@@ -176,6 +177,7 @@ def test_compressed_frames_come_back_fused(ros_env, node_params, logs):
         msg.header.frame_id = "cam_jpeg"
         result = _send_and_wait(client, msg)
         assert result.fused.encoding == "bgr8" and result.pseudo_ir.encoding == "mono8"
+        assert _fresh_diagnostics(client)["input_type"] == "compressed"
         assert (result.fused.height, result.fused.width) == (48, 64)
         assert result.fused.header.frame_id == "cam_jpeg"
         assert np.any(image_to_array(result.fused) != bgr)
@@ -292,8 +294,8 @@ def test_lifecycle_manager_drives_the_node_under_sim_time(ros_env, node_params, 
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
 
-    process = start_node("/t_lc", {**node_params, "autostart": False, "use_sim_time": True}, ros_env,
-                         logs / "lifecycle.log")
+    params = {**node_params, "autostart": False, "use_sim_time": True, "input_type": "raw"}
+    process = start_node("/t_lc", params, ros_env, logs / "lifecycle.log")
     client = FusionClient("/t_lc")
     service = client.node.create_client(ChangeState, "/t_lc/fuse_node/change_state")
     try:
