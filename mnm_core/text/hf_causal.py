@@ -103,12 +103,12 @@ class HfCausalLmEncoder(TextEncoder):
 
     def __init__(self, model_dir: str, pooling: str = "mean", trust_remote_code: bool = False,
                  device: str = "cpu", cache: Path | None = None) -> None:
+        if pooling not in POOLINGS:
+            raise TextEncoderError(f"hf-causal-lm: unknown pooling {pooling!r}; use one of {list(POOLINGS)}")
+        folder, gguf = resolve_model(model_dir)  # before importing transformers: a wrong path fails fast
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if pooling not in POOLINGS:
-            raise TextEncoderError(f"hf-causal-lm: unknown pooling {pooling!r}; use one of {list(POOLINGS)}")
-        folder, gguf = resolve_model(model_dir)
         if gguf is not None:
             folder = convert_gguf(gguf, cache)
         try:
