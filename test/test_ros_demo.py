@@ -1,4 +1,4 @@
-"""`mnm demo`: the real CLI in a subprocess, on a tiny checkpoint (torch backend, no text encoder)."""
+"""`mnm demo` and `mnm node-bench`: the real CLI in subprocesses (the demo on a tiny checkpoint, torch, no text)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,13 @@ def test_demo_without_the_default_model_says_what_to_do(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert cli_main(["demo", "--out", str(tmp_path / "demo")]) == 1
     assert "--checkpoint" in caplog.text and "not there yet" in caplog.text
+
+
+def test_node_bench_prints_the_overhead_table(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
+    done = subprocess.run([sys.executable, "-m", "mnm_core.cli", "node-bench", "--size", "64x48", "--repeats", "3"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for stage in ("in: rgb8 → array", "in: jpeg", "out: pseudo_ir + fused messages", "publish pseudo_ir + fused",
+                  "node overhead per rgb8 frame"):
+        assert stage in done.stdout
