@@ -34,6 +34,9 @@ RAW_ENCODINGS: dict[str, tuple[int, str]] = {
 }
 """Raw encodings the node accepts."""
 
+OUTPUT_CHANNELS: dict[str, int] = {"mono8": 1, "mono16": 1, "rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}
+"""Encodings the node publishes (and `array_to_image` / `image_to_array` handle), with their channel counts."""
+
 _UYVY = ("yuv422", "uyvy")
 _YUYV = ("yuv422_yuy2", "yuyv")
 _COMPRESSED_CODECS = ("jpeg", "jpg", "png", "tiff", "webp", "bmp")
@@ -129,7 +132,7 @@ def array_to_image(values: np.ndarray, encoding: str, header=None):
     from sensor_msgs.msg import Image
 
     encoding = encoding.lower()
-    channels = {"mono8": 1, "mono16": 1, "rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}.get(encoding)
+    channels = OUTPUT_CHANNELS.get(encoding)
     if channels is None:
         raise FrameError("encoding", f"cannot publish encoding {encoding!r}")
     dtype = np.uint16 if encoding == "mono16" else np.uint8
@@ -182,18 +185,18 @@ def array_to_compressed(bgr_or_gray: np.ndarray, fmt: str = "jpeg", header=None,
 
 def image_to_array(msg) -> np.ndarray:
     """An output Image (mono8, mono16, rgb8, bgr8, rgba8, bgra8) → H×W or H×W×C array (a copy)."""
-    frame_bytes = RAW_ENCODINGS.get(msg.encoding.lower(), (0, ""))[0]
-    if msg.encoding.lower() not in ("mono8", "mono16", "rgb8", "bgr8", "rgba8", "bgra8"):
+    encoding = msg.encoding.lower()
+    if encoding not in OUTPUT_CHANNELS:
         raise FrameError("encoding", f"image_to_array does not read {msg.encoding!r}")
-    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width * frame_bytes]
-    if msg.encoding == "mono16":
+    channels, bpp = OUTPUT_CHANNELS[encoding], RAW_ENCODINGS[encoding][0]
+    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width * bpp]
+    if encoding == "mono16":
         return rows.copy().view(">u2" if msg.is_bigendian else "<u2").astype(np.uint16)
-    if frame_bytes == 1:
-        return rows.copy()
-    return rows.reshape(msg.height, msg.width, frame_bytes).copy()
+    return rows.copy() if channels == 1 else rows.reshape(msg.height, msg.width, channels).copy()
 
 
 __all__ = [
+    "OUTPUT_CHANNELS",
     "RAW_ENCODINGS",
     "Frame",
     "FrameError",
