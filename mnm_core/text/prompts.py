@@ -153,7 +153,7 @@ def _contrast(contrast: float) -> str:
 
 
 def _hazy(stats: SceneStats) -> bool:
-    return stats.dark_channel > 0.35 and stats.contrast < 0.12 and stats.colourful_fraction < 0.3
+    return stats.dark_channel > 0.35 and stats.contrast < 0.08 and stats.colourful_fraction < 0.3
 
 
 def _percent(value: float) -> str:
@@ -167,12 +167,13 @@ def _full(stats: SceneStats, previous_brightness: float | None) -> str:
         sentences.append(f"Dominant colours: {' and '.join(stats.colours)}.")
     else:
         sentences.append("Colours: mostly grey or unsaturated.")
-    if stats.warm_blobs:
-        one = stats.warm_blobs == 1
-        sentences.append(f"Likely warm {'object' if one else 'objects'}: {stats.warm_blobs} bright "
-                         f"{'region' if one else 'regions'} "
-                         f"in the infrared estimate, the largest at the {stats.warm_location} covering "
-                         f"{_percent(stats.warm_largest)} of the view.")
+    if stats.warm_blobs == 1:
+        sentences.append(f"Likely warm object: one bright region in the infrared estimate at the "
+                         f"{stats.warm_location}, covering {_percent(stats.warm_largest)} of the view.")
+    elif stats.warm_blobs:
+        sentences.append(f"Likely warm objects: {stats.warm_blobs} bright regions in the infrared estimate, "
+                         f"the largest at the {stats.warm_location} covering {_percent(stats.warm_largest)} "
+                         "of the view.")
     else:
         sentences.append("No distinct warm objects in the infrared estimate.")
     cues = []
@@ -195,7 +196,7 @@ def _full(stats: SceneStats, previous_brightness: float | None) -> str:
 def _simple(stats: SceneStats) -> str:
     extras = []
     if stats.warm_blobs:
-        extras.append("warm objects")
+        extras.append("a warm object" if stats.warm_blobs == 1 else "warm objects")
     if _hazy(stats):
         extras.append("haze")
     tail = f" with {' and '.join(extras)}" if extras else ""
