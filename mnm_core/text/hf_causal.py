@@ -122,7 +122,7 @@ class HfCausalLmEncoder(TextEncoder):
         # The backbone alone: its last_hidden_state is what we pool, and the LM head is never needed.
         self._backbone = model.base_model.to(device).eval()
         self._tokenizer.padding_side = "right"
-        if self._tokenizer.pad_token is None:
+        if self._tokenizer.pad_token is None and self._tokenizer.eos_token is not None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._device = device
         self._pooling = pooling
@@ -139,10 +139,15 @@ class HfCausalLmEncoder(TextEncoder):
                                                    add_generation_prompt=False)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        check_texts(texts)
+        if self._tokenizer.pad_token is None and len(texts) > 1:  # e.g. Qwen-7B-Chat's tokenizer: one by one
+            return np.concatenate([self._encode_batch([text]) for text in texts])
+        return self._encode_batch(texts)
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        check_texts(texts)
-        tokens = self._tokenizer([self.wrap(t) for t in texts], padding=True, return_tensors="pt",
+        tokens = self._tokenizer([self.wrap(t) for t in texts], padding=len(texts) > 1, return_tensors="pt",
                                  add_special_tokens=not self._chat).to(self._device)
         with torch.inference_mode():
             hidden = self._backbone(input_ids=tokens["input_ids"],
