@@ -105,7 +105,7 @@ class Fuser:
             if layout == "bgr":
                 rgb = rgb[:, :, ::-1]
             ycbcr = rgb_to_ycbcr(rgb)
-            y = ycbcr[:, :, 0]
+            y = ycbcr[:, :, 0].copy()  # a copy: the slow path keeps it while ycbcr gets the fused Y
         self.modulation_source.observe(rgb, y)
         modulation = self.modulation_source.current()
         y_in = pad_to_multiple(y)[None, None]
