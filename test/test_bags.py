@@ -160,6 +160,19 @@ def test_unpaired_frames(checkpoint: Path, tmp_path: Path, caplog: pytest.LogCap
     assert [r["ir_offset_ms"] for r in wider.rows] == [50.0] * 4
 
 
+def test_corrupt_message_is_skipped(checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(5)
+    with BagWriter(tmp_path / "in", "mcap") as writer:
+        for k in range(3):
+            writer.write_image(VIS, rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), "rgb", START + k * PERIOD)
+        writer.write(VIS, START + 3 * PERIOD, b"\x00\x01\x00\x00garbage")
+    result = evaluate_bag(tmp_path / "in", tmp_path / "out", VIS, checkpoint=checkpoint, progress=False,
+                          report=False)
+    assert result.summary["frames_in_bag"] == 4 and result.summary["frames"] == 3
+    assert result.summary["undecodable"] == 1
+    assert "corrupt sensor_msgs/msg/Image message on /camera/image_raw" in caplog.text
+
+
 def test_pairing_is_one_to_one_and_nearest() -> None:
     pairing = pair_by_stamp([0, 100, 200, 300], [95, 102, 290, 1000], tolerance_ns=20)
     assert pairing.partner == [None, 1, None, 2]
