@@ -85,11 +85,10 @@ class _Evaluator:
     """Pass 2: processes selected visible frames as soon as their thermal partner (if any) has been read."""
 
     def __init__(self, reader: BagReader, writer: BagWriter, method: ModelMethod, mode: str, pairing: Pairing,
-                 selected: set[int], sample_at: set[int], stamps: dict[str, list[int | None]], topic: str,
-                 ir_topic: str | None) -> None:
+                 selected: set[int], sample_at: set[int], topic: str) -> None:
         self.reader, self.writer, self.method, self.mode = reader, writer, method, mode
         self.pairing, self.selected, self.sample_at = pairing, selected, sample_at
-        self.stamps, self.topic, self.ir_topic = stamps, topic, ir_topic
+        self.topic = topic
         self.wanted_ir = {j: i for i, j in enumerate(pairing.partner) if j is not None and i in selected}
         self.ir_frames: dict[int, Frame] = {}
         self.waiting: dict[int, Frame] = {}
@@ -238,7 +237,7 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
         out_dir.mkdir(parents=True, exist_ok=True)
         storage = storage or ("mcap" if any(Path(bag).glob("*.mcap")) or str(bag).endswith(".mcap") else "sqlite3")
         with ModelMethod(checkpoint, backend) as method, BagWriter(out_bag, storage) as writer:
-            evaluator = _Evaluator(reader, writer, method, mode, pairing, selected, sample_at, stamps, topic, ir_topic)
+            evaluator = _Evaluator(reader, writer, method, mode, pairing, selected, sample_at, topic)
             counters = {t: 0 for t in topics}
             with tqdm(total=len(selected), desc="bag-eval", unit="frame", disable=not progress) as bar:
                 for message in reader.messages(topics):
