@@ -195,7 +195,9 @@ class BagReader:
         """The message type of `topic`; DataError naming the existing topics when it is absent or not an image."""
         topics = self.topics
         if topic not in topics:
-            raise DataError(f"topic {topic!r} is not in bag {self.path}; it has: {self.describe_topics()}")
+            damaged = f" (the bag is damaged: {self.recovered}; only what precedes the damage is readable)" \
+                if self.recovered else ""
+            raise DataError(f"topic {topic!r} is not in bag {self.path}; it has: {self.describe_topics()}{damaged}")
         msgtype = topics[topic][0]
         if msgtype not in IMAGE_TYPES:
             raise DataError(f"topic {topic!r} in bag {self.path} carries {msgtype}, not an image type "
