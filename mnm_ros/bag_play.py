@@ -197,7 +197,7 @@ def play_bag(bag: str | Path, topics: Sequence[str] | None = None, rate: float =
 
     The player first waits up to `wait_s` for a subscriber of `input_topic` (and, when recording, for
     publishers of the outputs), and after the last message waits `settle_s` for late outputs. With
-    `record_dir`, writes record_dir/play_summary.json and record_dir/latency.csv.
+    `record_dir`, writes record_dir/play_summary.json, latency.csv and latency.png (histogram).
     """
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -235,12 +235,24 @@ def play_bag(bag: str | Path, topics: Sequence[str] | None = None, rate: float =
                 out.mkdir(parents=True, exist_ok=True)
                 (out / "play_summary.json").write_text(json.dumps(result.record, indent=2) + "\n")
                 recorder.write_csv(out / "latency.csv")
+                _write_histogram(recorder, out / "latency.png")
     finally:
         executor.shutdown()
         node.destroy_node()
         if context.ok():
             rclpy.shutdown(context=context)
     return result
+
+
+def _write_histogram(recorder: Recorder, path: Path) -> None:
+    """End-to-end latency histogram of the first output topic (nothing when no output came)."""
+    from mnm_core.bags.report import latency_histogram
+
+    topic = recorder.topics[0]
+    latencies = [(recorder.received[topic][s] - t) * 1e3 for s, t in recorder.sent.items()
+                 if s in recorder.received[topic]]
+    if latencies:
+        latency_histogram(latencies, path, label=f"end-to-end latency on {topic} (ms)")
 
 
 def _record_summary(bag: str | Path, rate: float, input_topic: str, result: PlayResult,

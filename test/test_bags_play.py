@@ -164,3 +164,4 @@ def test_replay_through_the_node(tmp_path: Path) -> None:
         assert stats["received"] + stats["dropped"] == 20 and stats["unexpected"] == 0
         assert stats["latency_ms"]["mean"] > 0
     assert (tmp_path / "record" / "latency.csv").read_text().count("\n") == 21
+    assert (tmp_path / "record" / "latency.png").is_file()

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Publish the messages of BAG (sqlite3 or mcap) with rclpy at the bag's timing scaled by "
                     "--rate, headers unchanged. With --record DIR, subscribe to the node's outputs and write "
                     "DIR/play_summary.json (frames received, drops, end-to-end latency by header stamp) and "
-                    "DIR/latency.csv. Start the node first, e.g. "
+                    "DIR/latency.csv and DIR/latency.png. Start the node first, e.g. "
                     "`fuse_node --ros-args -r image:=/camera/image_raw`.")
     parser.add_argument("bag", help="bag folder, or a single .db3/.mcap file")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (2 = twice as fast)")
