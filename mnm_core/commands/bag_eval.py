@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import typing
+
+from mnm_core.config import BackendName
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--every", type=int, default=1, help="process every N-th visible frame")
     parser.add_argument("--checkpoint", help="checkpoint (default: the embedded one)")
-    parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
+    parser.add_argument("--backend", choices=typing.get_args(BackendName), default="torch",
                         help="inference backend")
     parser.add_argument("--mode", choices=("vifb", "gray"), default="vifb", help="metric mode")
     parser.add_argument("--tolerance-ms", type=float, default=20.0,
