@@ -145,9 +145,25 @@ def time_backend(backend, size: tuple[int, int], repeats: int, warmup: int,
 
 def run_benchmark(backends: list[str], precisions: list[str], presets: list[str],
                   sizes: list[tuple[int, int]] | tuple[tuple[int, int], ...] = SIZES, repeats: int = 20,
-                  warmup: int = 2, budget_s: float = 10.0, device: str = "cpu",
-                  cache_dir: str = "") -> tuple[list[BenchResult], list[str]]:
-    """All rows that could run, and notes: which weights were used, and rows skipped with the reason."""
+                  warmup: int = 2, budget_s: float = 10.0, device: str = "cpu", cache_dir: str = "",
+                  threads: int = 0) -> tuple[list[BenchResult], list[str]]:
+    """All rows that could run, and notes: which weights were used, and rows skipped with the reason.
+
+    `threads` > 0 sets torch's and onnxruntime's CPU threads for the run (0 = their defaults).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run_rows(backends, precisions, presets, sizes, repeats, warmup, budget_s, device, cache_dir, threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_rows(backends, precisions, presets, sizes, repeats, warmup, budget_s, device, cache_dir,
+              threads) -> tuple[list[BenchResult], list[str]]:
     from tqdm import tqdm
 
     from mnm_core.backends import create_backend
@@ -163,7 +179,9 @@ def run_benchmark(backends: list[str], precisions: list[str], presets: list[str]
                 for precision in precisions:
                     probe = MemoryProbe(device)
                     probe.start()
-                    options = {"cache_dir": cache_dir} if name != "torch" else {}
+                    options = {} if name == "torch" else {"cache_dir": cache_dir}
+                    if name == "onnxruntime" and threads:
+                        options["threads"] = threads
                     try:
                         backend = create_backend(name, model, precision=precision, device=device, **options)
                     except MnmError as exc:

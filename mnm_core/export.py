@@ -180,7 +180,7 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
 def _trace(model: nn.Module, precision: str, size: tuple[int, int], dynamic: bool):
     import onnx
 
-    module = copy.deepcopy(model).float().eval()
+    module = copy.deepcopy(model).float().cpu().eval()
     if precision == "fp16":
         module = _HalfPrecision(module.half()).eval()
     n_atoms = model.config.n_atoms

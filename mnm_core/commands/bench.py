@@ -22,13 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="default: torch and onnxruntime (+ tensorrt on cuda)")
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "fp16"), default=None,
                         help="default: fp32 on cpu, fp32 and fp16 on cuda")
-    parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=["small"])
+    parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=["small"],
+                        help="default: small (the shipped preset); paper at 1280x1024 takes minutes per pass on a CPU")
     parser.add_argument("--sizes", nargs="+", type=parse_size, default=None, metavar="WxH",
                         help="resolutions WIDTHxHEIGHT (multiples of 8); default 320x256 640x512 1280x1024")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per row (at most)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per row (fewer when one is slow)")
     parser.add_argument("--budget-s", type=float, default=10.0, help="stop timing a row after this many seconds")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch and onnxruntime (default: their own, usually all cores)")
     parser.add_argument("--cache-dir", default="", help="where exports/engines are cached (default ~/.cache/mnm)")
     parser.set_defaults(run=run)
 
@@ -47,7 +50,7 @@ def machine(device: str) -> dict:
     except (OSError, StopIteration):
         pass
     info = {"cpu": cpu, "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
-            "torch_threads": torch.get_num_threads(),
+            "torch_default_threads": torch.get_num_threads(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "device": device}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -67,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results, notes = run_benchmark(backends, precisions, args.presets, args.sizes or SIZES, repeats=args.repeats,
                                    warmup=args.warmup, budget_s=args.budget_s, device=args.device,
-                                   cache_dir=args.cache_dir)
+                                   cache_dir=args.cache_dir, threads=args.threads)
     elapsed = time.perf_counter() - start
-    info = {**machine(args.device), "load_avg_1m_before": load_before}
+    info = {**machine(args.device), "threads": args.threads or "default", "load_avg_1m_before": load_before}
     if args.json:
         print(json.dumps({"machine": info, "notes": notes, "elapsed_s": round(elapsed, 1),
                           "results": [r.as_dict() for r in results]}, indent=2))
