@@ -232,8 +232,8 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
             (LOGGER.warning if pairing.unpaired else LOGGER.info)("%s", pairing.describe(tolerance_ns))
         selected = {i for i in range(0, len(vis_stamps), every) if stamps[topic][i] is not None}
         ordered = sorted(selected)
-        sample_at = {ordered[round(k * (len(ordered) - 1) / max(1, SAMPLES - 1))] for k in range(min(SAMPLES,
-                                                                                                     len(ordered)))}
+        picks = np.linspace(0, len(ordered) - 1, min(SAMPLES, len(ordered))).round().astype(int)
+        sample_at = {ordered[k] for k in picks}
         out_dir.mkdir(parents=True, exist_ok=True)
         storage = storage or ("mcap" if any(Path(bag).glob("*.mcap")) or str(bag).endswith(".mcap") else "sqlite3")
         with ModelMethod(checkpoint, backend) as method, BagWriter(out_bag, storage) as writer:
