@@ -65,12 +65,18 @@ def fuse_real_ir(vis: np.ndarray, ir: np.ndarray) -> MethodOutput:
 class ModelMethod:
     """The mnm pipeline as a method: sees the visible image only. Close it (or use `with`) when done."""
 
-    def __init__(self, checkpoint: str | Path | None = None, backend: str = "torch") -> None:
+    def __init__(self, checkpoint: str | Path | None = None, backend: str = "torch",
+                 text_encoder: str = "auto") -> None:
+        """text_encoder: 'auto' = the encoder the checkpoint was trained with; 'none' = identity modulation.
+        The modulation is computed synchronously for every image, so results are reproducible."""
         from mnm_core.config import PipelineConfig, TextConfig
         from mnm_core.pipeline import Fuser
 
         config = PipelineConfig(checkpoint=str(checkpoint or ""), backend=backend)
-        self.fuser = Fuser.from_config(config, TextConfig(encoder="none"))
+        text = None if text_encoder == "auto" else TextConfig(encoder=text_encoder)
+        self.fuser = Fuser.from_config(config, text, synchronous=True)
+        self.text_encoder = str(self.fuser.modulation_source.stats().get("encoder", "none"))
+        """Fingerprint of the text encoder in use ('none': identity modulation)."""
 
     def __call__(self, vis: np.ndarray, ir: np.ndarray) -> MethodOutput:
         result = self.fuser.process(vis, layout="gray" if vis.ndim == 2 else "rgb")
@@ -140,7 +146,7 @@ def _write_csv(path: Path, rows: list[dict[str, object]], keys: tuple[str, ...])
 
 def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str = "vifb",
              checkpoint: str | Path | None = None, baselines: bool = True, progress: bool = True,
-             report: bool = True) -> EvalResult:
+             report: bool = True, text_encoder: str = "auto") -> EvalResult:
     """Run `method` over the pairs of `data_dir`, score it, and write the outputs under `out_dir`.
 
     baselines: also score `visible` and `real-ir` (metrics only) for the comparison table and chart.
@@ -158,7 +164,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
     for item in skipped:
         LOGGER.warning("skipped %s: %s", item.name, item.reason)
     methods: dict[str, Method] = {"visible": fuse_visible, "real-ir": fuse_real_ir}
-    model = ModelMethod(checkpoint) if method == "model" else None
+    model = ModelMethod(checkpoint, text_encoder=text_encoder) if method == "model" else None
     if model is not None:
         methods["model"] = model
     compared = [method] + ([b for b in BASELINES if b != method] if baselines else [])
@@ -202,6 +208,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
         "mode": mode,
         "data": str(data_dir.resolve()),
         "checkpoint": str(checkpoint) if checkpoint else None,
+        "text_encoder": model.text_encoder if model is not None else None,
         "images": len(rows[method]),
         "mean": means[method],
         "baselines": {name: means[name] for name in compared if name != method},

@@ -49,6 +49,13 @@ class ModulationSource:
     def observe(self, rgb: np.ndarray, y: np.ndarray) -> None:
         """Offer the newest frame (H×W×3 RGB float32 and H×W Y in [0, 1]); must return at once."""
 
+    def refresh(self) -> bool:
+        """Run one slow-path pass now, in the caller's thread (synchronous use: evaluation); False on failure.
+
+        Not to be mixed with `start`: a source either refreshes in its background thread or on demand.
+        """
+        return True
+
     def start(self) -> None:
         """Start background work, if any."""
 

@@ -17,7 +17,7 @@ import numpy as np
 from mnm_core.backends import InferenceBackend
 from mnm_core.colour import crop_to, pad_to_multiple, rgb_to_ycbcr, ycbcr_to_rgb
 from mnm_core.config import PipelineConfig, TextConfig
-from mnm_core.errors import InputError
+from mnm_core.errors import ConfigError, InputError
 from mnm_core.modulation import Modulation, ModulationSource
 
 LOGGER = logging.getLogger(__name__)
@@ -59,6 +59,20 @@ def check_frame(frame: np.ndarray, layout: str) -> np.ndarray:
     return frame
 
 
+def text_config_for(trained_with: str) -> TextConfig:
+    """The text configuration matching a checkpoint's encoder fingerprint: `none`, or the embedded
+    default encoder; any other encoder needs its own configuration (model directory, server)."""
+    if trained_with == "none":
+        return TextConfig(encoder="none")
+    from mnm_core.text import encoder_fingerprint
+
+    default = TextConfig()
+    if trained_with == encoder_fingerprint(default):
+        return default
+    raise ConfigError(f"the checkpoint's modulation heads were trained with text encoder {trained_with!r}; "
+                      "configure that encoder explicitly, or use text encoder 'none'")
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """[0, 1] float → uint8 with rounding."""
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -67,20 +81,29 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 class Fuser:
     """Frame → (pseudo-IR, fused). Not thread-safe: call `process` from one thread."""
 
-    def __init__(self, backend: InferenceBackend, modulation_source: ModulationSource | None = None) -> None:
+    def __init__(self, backend: InferenceBackend, modulation_source: ModulationSource | None = None,
+                 synchronous: bool = False) -> None:
+        """`synchronous`: compute the modulation of every frame before its fast path (evaluation,
+        reproducible), instead of refreshing it in the background at its own period (live use)."""
         self.backend = backend
         self.modulation_source = modulation_source or ModulationSource(backend.n_atoms)
-        self.modulation_source.start()
+        self.synchronous = synchronous
+        if not synchronous:
+            self.modulation_source.start()
 
     @classmethod
-    def from_config(cls, pipeline: PipelineConfig | None = None, text: TextConfig | None = None) -> Fuser:
-        """Load the checkpoint (the embedded default when none is given), its backend and text encoder."""
+    def from_config(cls, pipeline: PipelineConfig | None = None, text: TextConfig | None = None,
+                    synchronous: bool = False) -> Fuser:
+        """Load the checkpoint (the embedded default when none is given), its backend and text encoder.
+
+        `text` None means the encoder the checkpoint was trained with (see `text_config_for`).
+        """
         from mnm_core.backends import create_backend
         from mnm_core.checkpoint import load_model
 
         pipeline = pipeline or PipelineConfig()
-        text = text or TextConfig()
         model, info = load_model(pipeline.checkpoint or None)
+        text = text or text_config_for(info.text_encoder)
         backend = create_backend(pipeline.backend, model, precision=pipeline.precision, device=pipeline.device,
                                  onnx_path=pipeline.onnx_path, cache_dir=pipeline.engine_cache_dir)
         if text.encoder == "none":
@@ -90,7 +113,7 @@ class Fuser:
 
             source = create_modulation_source(model, info, text)
         LOGGER.info("fuser ready: %s, text encoder %s", backend.describe(), text.encoder)
-        return cls(backend, source)
+        return cls(backend, source, synchronous=synchronous)
 
     def process(self, frame: np.ndarray, layout: Layout = "rgb") -> FuserResult:
         start = time.perf_counter()
@@ -107,6 +130,8 @@ class Fuser:
             ycbcr = rgb_to_ycbcr(rgb)
             y = ycbcr[:, :, 0].copy()  # a copy: the slow path keeps it while ycbcr gets the fused Y
         self.modulation_source.observe(rgb, y)
+        if self.synchronous:
+            self.modulation_source.refresh()
         modulation = self.modulation_source.current()
         y_in = pad_to_multiple(y)[None, None]
         prepared = time.perf_counter()
@@ -139,4 +164,4 @@ class Fuser:
         self.close()
 
 
-__all__ = ["LAYOUTS", "Fuser", "FuserResult", "Layout", "check_frame", "to_uint8"]
+__all__ = ["LAYOUTS", "Fuser", "FuserResult", "Layout", "check_frame", "text_config_for", "to_uint8"]

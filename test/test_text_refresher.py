@@ -204,3 +204,24 @@ def test_fuser_from_config_with_minilm(tmp_path) -> None:
         assert wait_for(lambda: fuser.process(frame(1)).modulation.source == "minilm", timeout_s=120)
         stats = fuser.modulation_source.stats()
     assert stats["refreshes"] >= 1 and stats["failures"] == 0 and "scene" in str(stats["prompt"])
+
+
+def test_synchronous_fuser_modulates_every_frame_before_its_fast_path():
+    """Evaluation mode: no background thread; each frame's own prompt sets its (γ, β)."""
+    model = tiny_model()
+    encoder = ScriptedEncoder(["ok"])
+    source = ModulationRefresher(model, encoder, TextConfig(refresh_period_s=60.0))
+    fuser = Fuser(TorchBackend(model), source, synchronous=True)
+    rng = np.random.default_rng(0)
+    dark = (rng.random((32, 48, 3)) * 40).astype(np.uint8)
+    bright = (200 + rng.random((32, 48, 3)) * 55).astype(np.uint8)
+    first = fuser.process(dark)
+    second = fuser.process(bright)
+    assert source._thread is None  # nothing ran in the background
+    assert encoder.calls == 2
+    assert first.modulation.source != "identity" and first.modulation.prompt != second.modulation.prompt
+    assert not np.array_equal(first.modulation.gamma, second.modulation.gamma)
+    again = Fuser(TorchBackend(model), ModulationRefresher(model, ScriptedEncoder(["ok"]), TextConfig()),
+                  synchronous=True).process(dark)
+    np.testing.assert_array_equal(again.pseudo_ir, first.pseudo_ir)  # reproducible
+    fuser.close()

@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="visible: the visible image; real-ir: max(Y, real IR) fusion (upper bound); "
                              "model: the mnm pipeline on the visible image only")
     parser.add_argument("--checkpoint", help="checkpoint for --method model (default: the embedded one)")
+    parser.add_argument("--text-encoder", default="auto", choices=("auto", "minilm", "none"),
+                        help="language conditioning for --method model: auto = the encoder the checkpoint was "
+                             "trained with, computed for every image; none = identity modulation")
     parser.add_argument("--mode", choices=("vifb", "gray"), default="vifb", help="metric mode")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-baselines", action="store_true", help="do not score the visible/real-ir baselines")
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint and args.method != "model":
         raise ConfigError(f"--checkpoint only applies to --method model, not {args.method}")
     result = evaluate(args.data, args.method, args.out, mode=args.mode, checkpoint=args.checkpoint,
-                      baselines=not args.no_baselines, progress=not args.no_progress, report=not args.no_report)
+                      baselines=not args.no_baselines, progress=not args.no_progress, report=not args.no_report,
+                      text_encoder=args.text_encoder)
     keys = METRIC_KEYS + (PSEUDO_IR_KEYS if args.method == "model" else ())
     print(format_table(result.means, keys))
     print(f"\n{len(result.rows)} images, {len(result.skipped)} skipped (mode {result.mode}); "
