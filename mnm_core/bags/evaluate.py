@@ -196,11 +196,13 @@ def _json_safe(value: object) -> object:
 def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str | None = None, every: int = 1,
                  checkpoint: str | Path | None = None, backend: str = "torch", mode: str = "vifb",
                  tolerance_ms: float = 20.0, storage: Storage | None = None, progress: bool = True,
-                 report: bool = True) -> BagEvalResult:
+                 report: bool = True, text_encoder: str = "auto") -> BagEvalResult:
     """Evaluate `topic` of `bag` (see the module docstring); outputs under `out_dir`, the new bag at out_dir/bag.
 
-    storage: of the new bag (default: that of the input). DataError for a missing or non-image topic, an
-    unreadable bag, or when no frame could be evaluated; a damaged bag is evaluated up to the damage.
+    storage: of the new bag (default: that of the input). text_encoder: as `mnm eval` ('auto' = the
+    checkpoint's encoder, computed for every frame; 'none' = identity modulation). DataError for a
+    missing or non-image topic, an unreadable bag, or when no frame could be evaluated; a damaged bag is
+    evaluated up to the damage.
     """
     from tqdm import tqdm
 
@@ -236,7 +238,7 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
         sample_at = {ordered[k] for k in picks}
         out_dir.mkdir(parents=True, exist_ok=True)
         storage = storage or ("mcap" if any(Path(bag).glob("*.mcap")) or str(bag).endswith(".mcap") else "sqlite3")
-        with ModelMethod(checkpoint, backend) as method, BagWriter(out_bag, storage) as writer:
+        with ModelMethod(checkpoint, backend, text_encoder) as method, BagWriter(out_bag, storage) as writer:
             evaluator = _Evaluator(reader, writer, method, mode, pairing, selected, sample_at, topic)
             counters = {t: 0 for t in topics}
             with tqdm(total=len(selected), desc="bag-eval", unit="frame", disable=not progress) as bar:
@@ -247,6 +249,7 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
                     bar.update(len(evaluator.rows) - done)
                 evaluator.finish()
             counts = dict(writer.counts)
+            encoder = method.text_encoder
         damage, recovered = reader.damage, reader.recovered
     rows = evaluator.rows
     if not rows:
@@ -256,7 +259,8 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
     paired = sum(1 for r in rows if r.get("ir_offset_ms") is not None)
     summary: dict[str, object] = {
         "bag": str(Path(bag).resolve()), "topic": topic, "ir_topic": ir_topic, "every": every, "mode": mode,
-        "checkpoint": str(checkpoint) if checkpoint else None, "backend": backend, "tolerance_ms": tolerance_ms,
+        "checkpoint": str(checkpoint) if checkpoint else None, "backend": backend, "text_encoder": encoder,
+        "tolerance_ms": tolerance_ms,
         "frames_in_bag": len(vis_stamps), "frames": len(rows), "images": len(rows),
         "paired": paired, "unpaired": len(rows) - paired if ir_topic else None,
         "undecodable": bad_stamps + evaluator.undecodable, "damage": damage, "recovered": recovered,

@@ -95,8 +95,8 @@ def write_bag_report(out_dir: Path, summary: dict[str, object], rows: list[dict[
                                                     out_dir / "latency.png")),
              ("Sample frames", sample_grid(samples, out_dir / "samples.png"))]
     settings = "".join(f"<tr><th>{k}</th><td>{_cell(summary.get(k))}</td></tr>" for k in (
-        "bag", "topic", "ir_topic", "every", "mode", "checkpoint", "backend", "tolerance_ms", "frames_in_bag",
-        "frames", "paired", "unpaired", "undecodable", "damage", "recovered", "out_bag", "seconds"))
+        "bag", "topic", "ir_topic", "every", "mode", "checkpoint", "backend", "text_encoder", "tolerance_ms",
+        "frames_in_bag", "frames", "paired", "unpaired", "undecodable", "damage", "recovered", "out_bag", "seconds"))
     means = summary["mean"]
     assert isinstance(means, dict)
     head = "".join(f"<th>{k} {'↑' if HIGHER_IS_BETTER.get(k, True) else '↓'}</th>" for k in means)

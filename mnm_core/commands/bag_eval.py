@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", help="checkpoint (default: the embedded one)")
     parser.add_argument("--backend", choices=typing.get_args(BackendName), default="torch",
                         help="inference backend")
+    parser.add_argument("--text-encoder", default="auto", choices=("auto", "minilm", "none"),
+                        help="language conditioning, as in `mnm eval`: auto = the encoder the checkpoint was "
+                             "trained with, computed for every frame; none = identity modulation")
     parser.add_argument("--mode", choices=("vifb", "gray"), default="vifb", help="metric mode")
     parser.add_argument("--tolerance-ms", type=float, default=20.0,
                         help="largest visible–thermal header stamp difference that still pairs (ms)")
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = evaluate_bag(args.bag, args.out, args.topic, args.ir_topic, every=args.every, checkpoint=args.checkpoint,
                           backend=args.backend, mode=args.mode, tolerance_ms=args.tolerance_ms, storage=args.storage,
-                          progress=not args.no_progress, report=not args.no_report)
+                          progress=not args.no_progress, report=not args.no_report, text_encoder=args.text_encoder)
     summary = result.summary
     print(format_table({"model": summary["mean"]}, KEYS))  # type: ignore[dict-item]
     latency = summary["latency_ms"]
