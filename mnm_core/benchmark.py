@@ -209,7 +209,7 @@ def format_table(results: list[BenchResult]) -> str:
               "runs", "memory")
     rows = [header] + [
         (r.backend, r.precision, r.preset, f"{r.width}×{r.height}", f"{r.median_ms:.1f}", f"{r.p99_ms:.1f}",
-         f"{r.fps:.2f}", "n/a" if r.peak_mem_mib is None else f"{r.peak_mem_mib:.0f}",
+         f"{r.fps:.3g}", "n/a" if r.peak_mem_mib is None else f"{r.peak_mem_mib:.0f}",
          f"{r.warmup}+{r.repeats}", r.memory)
         for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

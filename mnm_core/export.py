@@ -17,6 +17,7 @@ import copy
 import hashlib
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,9 +185,9 @@ def _trace(model: nn.Module, precision: str, size: tuple[int, int], dynamic: boo
     if precision == "fp16":
         module = _HalfPrecision(module.half()).eval()
     n_atoms = model.config.n_atoms
-    example = (torch.rand(1, 1, *size), torch.ones(1, n_atoms), torch.zeros(1, n_atoms))
+    example = (torch.full((1, 1, *size), 0.5), torch.ones(1, n_atoms), torch.zeros(1, n_atoms))
     axes = {name: {2: "height", 3: "width"} for name in ("y", *OUTPUT_NAMES)} if dynamic else None
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"mnm-trace-{os.getpid()}-{id(module)}.onnx"
+    tmp = Path(tempfile.gettempdir()) / f"mnm-trace-{os.getpid()}-{id(module)}.onnx"
     try:
         with warnings.catch_warnings():
             # Benign: the tracer's notes about Python scalars and unfoldable reversed slices of D.
