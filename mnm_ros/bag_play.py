@@ -145,8 +145,12 @@ class Player:
             self.clock = node.create_publisher(Clock, "/clock", 10)
 
     def wait_for_subscribers(self, topic: str, timeout_s: float) -> bool:
+        """Wait until the publisher of `topic` (or /clock) has a subscriber; False after `timeout_s`."""
+        publisher = self.clock if topic == "/clock" else self.publishers.get(topic)
+        if publisher is None:
+            raise DataError(f"cannot wait for subscribers of {topic}: it is not played ({self.topics})")
         deadline = time.monotonic() + timeout_s
-        while self.publishers[topic].get_subscription_count() == 0:
+        while publisher.get_subscription_count() == 0:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
@@ -192,10 +196,12 @@ class Player:
 
 def play_bag(bag: str | Path, topics: Sequence[str] | None = None, rate: float = 1.0, clock: bool = False,
              record_dir: str | Path | None = None, input_topic: str = "/camera/image_raw",
-             outputs: Sequence[str] = OUTPUT_TOPICS, wait_s: float = 10.0, settle_s: float = 2.0) -> PlayResult:
+             outputs: Sequence[str] = OUTPUT_TOPICS, wait_s: float = 10.0, settle_s: float = 2.0,
+             wait_for: Sequence[str] | None = None) -> PlayResult:
     """Play `bag` (all its topics by default) into ROS 2; with `record_dir`, record the node's outputs.
 
-    The player first waits up to `wait_s` for a subscriber of `input_topic` (and, when recording, for
+    The player first waits up to `wait_s` for a subscriber on each topic of `wait_for` (default: the
+    `input_topic`, when it is played; "/clock" may be named) and, when recording, for
     publishers of the outputs), and after the last message waits `settle_s` for late outputs. With
     `record_dir`, writes record_dir/play_summary.json, latency.csv and latency.png (histogram).
     """
@@ -211,8 +217,11 @@ def play_bag(bag: str | Path, topics: Sequence[str] | None = None, rate: float =
             executor.add_node(node)
             spinner = threading.Thread(target=executor.spin, daemon=True)
             spinner.start()
-            if input_topic in chosen and not player.wait_for_subscribers(input_topic, wait_s):
-                LOGGER.warning("no subscriber on %s after %.0f s; playing anyway", input_topic, wait_s)
+            waits = list(wait_for) if wait_for is not None else [input_topic] if input_topic in chosen else []
+            deadline = time.monotonic() + wait_s
+            for topic in waits:
+                if not player.wait_for_subscribers(topic, max(0.0, deadline - time.monotonic())):
+                    LOGGER.warning("no subscriber on %s after %.0f s; playing anyway", topic, wait_s)
             if recorder is not None:
                 deadline = time.monotonic() + wait_s
                 while not recorder.connected() and time.monotonic() < deadline:

@@ -92,7 +92,8 @@ def test_play_into_live_subscriber(tmp_path: Path) -> None:
     frames = _make_bag(tmp_path / "bag")
     listener = _Listener([VIS, IR])
     try:
-        result = play_bag(tmp_path / "bag", rate=4.0, clock=True, wait_s=20, settle_s=0.5)
+        result = play_bag(tmp_path / "bag", rate=4.0, clock=True, wait_s=30, settle_s=0.5,
+                          wait_for=[VIS, IR, "/clock"])
         deadline = time.monotonic() + 10
         while min(len(v) for v in listener.messages.values()) < len(frames) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the node's input topic: latency is measured from its messages")
     parser.add_argument("--outputs", nargs="+", default=["/mnm/fused", "/mnm/pseudo_ir"],
                         help="output topics to record")
+    parser.add_argument("--wait-for", nargs="+", metavar="TOPIC",
+                        help="topics (or /clock) that must have a subscriber before playing (default: --input-topic)")
     parser.add_argument("--wait", type=float, default=10.0,
                         help="seconds to wait for the node (subscriber and publishers) before playing")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait for late outputs at the end")
@@ -32,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from mnm_ros.bag_play import play_bag
 
     result = play_bag(args.bag, topics=args.topics, rate=args.rate, clock=args.clock, record_dir=args.record,
-                      input_topic=args.input_topic, outputs=args.outputs, wait_s=args.wait, settle_s=args.settle)
+                      input_topic=args.input_topic, outputs=args.outputs, wait_s=args.wait, settle_s=args.settle,
+                      wait_for=args.wait_for)
     counts = ", ".join(f"{topic}: {count}" for topic, count in result.published.items())
     print(f"published in {result.seconds:.1f} s: {counts}")
     if result.damage:
