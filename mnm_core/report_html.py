@@ -71,7 +71,8 @@ def bar_chart(means: dict[str, dict[str, float | None]], path: Path) -> Path:
     return path
 
 
-def _cell(value: object) -> str:
+def html_cell(value: object) -> str:
+    """A table cell's text: floats to 4 decimals, NaN/inf/None as a dash, the rest escaped."""
     if isinstance(value, float):
         return "—" if not math.isfinite(value) else f"{value:.4f}"
     return "—" if value is None else html.escape(str(value))
@@ -81,7 +82,7 @@ def _means_table(means: dict[str, dict[str, float | None]], keys: tuple[str, ...
     head = "".join(f"<th>{html.escape(k)} {'↑' if HIGHER_IS_BETTER.get(k, True) else '↓'}</th>" for k in keys)
     body = []
     for name, values in means.items():
-        cells = "".join(f"<td>{_cell(values.get(k))}</td>" for k in keys)
+        cells = "".join(f"<td>{html_cell(values.get(k))}</td>" for k in keys)
         body.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
     return f"<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>"
 
@@ -97,13 +98,13 @@ def _grid(images: list[dict[str, str]], rows: list[dict[str, object]], keys: tup
             f'<td><img src="{html.escape(entry[c])}" alt="{t}" loading="lazy"></td>' if c in entry else "<td>—</td>"
             for c, t in titles.items())
         row = by_name.get(name, {})
-        scores = "<br>".join(f"{html.escape(k)} {_cell(row.get(k))}" for k in keys)
+        scores = "<br>".join(f"{html.escape(k)} {html_cell(row.get(k))}" for k in keys)
         body.append(f"<tr><th>{html.escape(name)}</th>{cells}<td class=s>{scores}</td></tr>")
     return f"<table class=grid><tr><th>name</th>{head}<th>metrics</th></tr>{''.join(body)}</table>"
 
 
-_STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.6em 0}
-td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f4f4}
+REPORT_STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.6em 0}
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f4f4}img{max-width:100%}
 .grid img{max-width:240px;display:block}.grid td{text-align:center}.s{font-size:80%;text-align:left!important}
 code{background:#f4f4f4;padding:0 3px}"""
 
@@ -113,14 +114,14 @@ def write_report(out_dir: Path, summary: dict[str, object], means: dict[str, dic
     """Write chart.png and report.html into out_dir; returns the report's path."""
     chart = bar_chart(means, out_dir / "chart.png")
     settings = "".join(
-        f"<tr><th>{k}</th><td>{_cell(summary.get(k))}</td></tr>"
+        f"<tr><th>{k}</th><td>{html_cell(summary.get(k))}</td></tr>"
         for k in ("method", "mode", "data", "checkpoint", "images", "seconds"))
     skipped = summary.get("skipped") or []
     skipped_html = "".join(f"<li><code>{html.escape(s['name'])}</code>: {html.escape(s['reason'])}</li>"
                            for s in skipped) or "<li>none</li>"  # type: ignore[index]
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mnm eval: {html.escape(str(summary['method']))}</title>
-<style>{_STYLE}</style></head><body>
+<style>{REPORT_STYLE}</style></head><body>
 <h1>mnm eval — {html.escape(str(summary['method']))}</h1>
 <table>{settings}</table>
 <h2>Mean metrics</h2>
@@ -138,4 +139,4 @@ def write_report(out_dir: Path, summary: dict[str, object], means: dict[str, dic
     return path
 
 
-__all__ = ["THUMB_SIZE", "bar_chart", "write_report", "write_thumbnails"]
+__all__ = ["REPORT_STYLE", "THUMB_SIZE", "bar_chart", "html_cell", "write_report", "write_thumbnails"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mnm_core.metrics import HIGHER_IS_BETTER
+from mnm_core.report_html import REPORT_STYLE, html_cell
 
 
 def _figure(**kwargs: object):  # -> matplotlib Figure, imported lazily
@@ -75,16 +76,6 @@ def sample_grid(samples: list[dict[str, object]], path: Path) -> Path | None:
     return path
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "—" if not math.isfinite(value) else f"{value:.4f}"
-    return "—" if value is None else html.escape(str(value))
-
-
-_STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.6em 0}
-td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f4f4}img{max-width:100%}"""
-
-
 def write_bag_report(out_dir: Path, summary: dict[str, object], rows: list[dict[str, object]],
                      samples: list[dict[str, object]]) -> Path:
     """Write metrics_over_time.png, latency.png, samples.png and report.html into out_dir."""
@@ -94,22 +85,22 @@ def write_bag_report(out_dir: Path, summary: dict[str, object], rows: list[dict[
              ("Pipeline latency", latency_histogram([float(r["latency_ms"]) for r in rows],  # type: ignore[arg-type]
                                                     out_dir / "latency.png")),
              ("Sample frames", sample_grid(samples, out_dir / "samples.png"))]
-    settings = "".join(f"<tr><th>{k}</th><td>{_cell(summary.get(k))}</td></tr>" for k in (
+    settings = "".join(f"<tr><th>{k}</th><td>{html_cell(summary.get(k))}</td></tr>" for k in (
         "bag", "topic", "ir_topic", "every", "mode", "checkpoint", "backend", "text_encoder", "tolerance_ms",
         "frames_in_bag", "frames", "paired", "unpaired", "undecodable", "damage", "recovered", "out_bag", "seconds"))
     means = summary["mean"]
     assert isinstance(means, dict)
     head = "".join(f"<th>{k} {'↑' if HIGHER_IS_BETTER.get(k, True) else '↓'}</th>" for k in means)
-    cells = "".join(f"<td>{_cell(v)}</td>" for v in means.values())
+    cells = "".join(f"<td>{html_cell(v)}</td>" for v in means.values())
     latency = summary["latency_ms"]
     assert isinstance(latency, dict)
-    latency_row = "".join(f"<td>{_cell(v)}</td>" for v in latency.values())
+    latency_row = "".join(f"<td>{html_cell(v)}</td>" for v in latency.values())
     figures = "".join(f"<h2>{title}</h2><img src=\"{p.name}\" alt=\"{title}\">" for title, p in plots if p)
     damage = (f"<p><b>The bag is damaged:</b> {html.escape(str(summary['damage']))}; "
               "the frames before the damage were evaluated.</p>") if summary.get("damage") else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mnm bag-eval: {html.escape(str(summary['topic']))}</title>
-<style>{_STYLE}</style></head><body>
+<style>{REPORT_STYLE}</style></head><body>
 <h1>mnm bag-eval — {html.escape(str(summary['topic']))}</h1>{damage}
 <table>{settings}</table>
 <h2>Mean metrics</h2>
