@@ -33,9 +33,8 @@ class TextFeatures:
 
 def text_api_available() -> bool:
     try:
-        from mnm_core.text.prompts import describe_scene  # noqa: F401
-
         from mnm_core.text import create_encoder  # noqa: F401
+        from mnm_core.text.prompts import describe_scene  # noqa: F401
     except ImportError:
         return False
     return True
@@ -62,8 +61,9 @@ def create_text_encoder(config: TextConfig, text_dim: int):
 def compute_features(model: VgiiModel, images: list[PairedImage], encoder, config: TextConfig,
                      thumb_size: int, batch: int = 32) -> TextFeatures:
     """Prompts from each image's thumbnail and the model's current I_pir⁰, encoded in batches."""
-    from mnm_core.text.prompts import describe_scene
     from tqdm import tqdm
+
+    from mnm_core.text.prompts import describe_scene
 
     device = model.dictionary.device
     prompts: list[str] = []
