@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from mnm_ros.qos import large_data_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+
+# Fast DDS reads its XML profile once per process, when the first participant is created: the
+# large-data profile (as the launch file applies it) must be in place before ANY test module starts
+# a ROS context in this process, or 640×480 frames sent from here fall back to lossy UDP fragments.
+os.environ.update(large_data_environment())
 
 
 @pytest.fixture
