@@ -135,8 +135,8 @@ def _score(loaded: LoadedPair, output: MethodOutput, mode: str) -> dict[str, obj
     return row
 
 
-def _write_csv(path: Path, rows: list[dict[str, object]], keys: tuple[str, ...]) -> None:
-    columns = ["name", "height", "width", *keys, "notes"]
+def write_csv(path: Path, rows: list[dict[str, object]], columns: list[str]) -> None:
+    """Rows as CSV with these columns (others ignored); floats to 10 significant digits."""
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -201,7 +201,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
         reasons = "; ".join(f"{s.name}: {s.reason}" for s in skipped[:5]) or "the folders hold no image pairs"
         raise DataError(f"{data_dir}: no pair could be evaluated ({reasons})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_csv(out_dir / "per_image.csv", rows[method], keys)
+    write_csv(out_dir / "per_image.csv", rows[method], ["name", "height", "width", *keys, "notes"])
     means = {name: mean_metrics(rows[name], keys if name == method else METRIC_KEYS) for name in compared}
     summary = {
         "method": method,
@@ -237,4 +237,4 @@ def format_table(means: dict[str, dict[str, float | None]], keys: tuple[str, ...
 
 
 __all__ = ["BASELINES", "METHODS", "EvalResult", "MethodOutput", "ModelMethod", "evaluate", "format_table",
-           "fuse_real_ir", "fuse_visible", "mean_metrics"]
+           "fuse_real_ir", "fuse_visible", "mean_metrics", "write_csv"]

@@ -9,7 +9,6 @@ protocol); the real IR only scores. summary.json's `mean` has the keys of `mnm e
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -23,7 +22,7 @@ from mnm_core.bags.pairing import Pairing, pair_by_stamp
 from mnm_core.bags.reader import IMAGE_TYPE, BagReader, Frame, RawMessage
 from mnm_core.bags.writer import BagWriter, Storage, image_message
 from mnm_core.errors import DataError, InputError
-from mnm_core.evaluation import ModelMethod, mean_metrics
+from mnm_core.evaluation import ModelMethod, mean_metrics, write_csv
 from mnm_core.metrics import METRIC_KEYS, MODES, PSEUDO_IR_KEYS, fusion_metrics, pseudo_ir_scores, to_gray
 
 LOGGER = logging.getLogger(__name__)
@@ -175,14 +174,8 @@ def _latency_summary(rows: list[dict[str, object]]) -> dict[str, float]:
             "max": float(values.max())}
 
 
-def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
-    columns = ["index", "stamp_ns", "bag_time_ns", "height", "width", "ir_offset_ms", "latency_ms", "inference_ms",
+CSV_COLUMNS = ["index", "stamp_ns", "bag_time_ns", "height", "width", "ir_offset_ms", "latency_ms", "inference_ms",
                *KEYS, "notes"]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
 def _json_safe(value: object) -> object:
@@ -266,7 +259,7 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
         "undecodable": bad_stamps + evaluator.undecodable, "damage": damage, "recovered": recovered,
         "mean": mean_metrics(rows, KEYS), "latency_ms": _latency_summary(rows),
         "out_bag": str(out_bag), "out_bag_counts": counts, "seconds": round(time.perf_counter() - start, 3)}
-    _write_csv(out_dir / "per_frame.csv", rows)
+    write_csv(out_dir / "per_frame.csv", rows, CSV_COLUMNS)
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
     result = BagEvalResult(rows, summary, out_bag, summary_path, samples=evaluator.samples)
