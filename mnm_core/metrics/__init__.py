@@ -4,6 +4,7 @@ Public API (stable; the evaluation command and the bag evaluation call it):
 
 - `fusion_metrics(vis, ir, fused, mode="vifb")` → {"AG", "CE", "EI", "EN", "Qcb", "SF"} floats;
 - `pseudo_ir_scores(pseudo_ir, ir)` → {"pseudo_ir_psnr", "pseudo_ir_ssim"};
+- `hotspot_auc(score, ir)` (warm-object AUC) and `trivial_guess_aucs(vis, ir)`;
 - `rgb2gray` (MATLAB's), `METRIC_KEYS`, `MODES`, `HIGHER_IS_BETTER`.
 
 Modes: `vifb` scores colour images per channel and averages, exactly as VIFB's MATLAB code; `gray`
@@ -16,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnm_core.errors import InputError
+from mnm_core.metrics.hotspot import hotspot_auc, trivial_guess_aucs
 from mnm_core.metrics.similarity import psnr, ssim
 from mnm_core.metrics.vifb import (
     avg_gradient,
@@ -103,7 +105,9 @@ __all__ = [
     "MODES",
     "PSEUDO_IR_KEYS",
     "fusion_metrics",
+    "hotspot_auc",
     "pseudo_ir_scores",
     "rgb2gray",
     "to_gray",
+    "trivial_guess_aucs",
 ]
