@@ -5,7 +5,12 @@ Methods:
 - `real-ir`: classical fusion with the *real* IR: per-pixel max of the visible luminance Y and the IR,
   recombined with the visible Cb/Cr (upper bound: the IR the model never sees);
 - `model`: the mnm frame pipeline (`mnm_core.pipeline.Fuser`) on the visible image only, as in the
-  missing-IR protocol; the real IR only scores the pseudo-IR (PSNR/SSIM) and the fusion (CE, Qcb).
+  missing-IR protocol; the real IR only scores the pseudo-IR (PSNR, SSIM, hotspot_auc) and the fusion
+  (CE, Qcb).
+
+Every method's rows also score the two trivial pseudo-IR guesses, the visible Y and 1 − Y, on the same
+three pseudo-IR scores (keys ending in `_vis_y` and `_inv_vis_y`): a pseudo-IR is only worth having
+where it beats both.
 
 Outputs under OUT: per_image.csv, summary.json, fused/NAME.png, pseudo_ir/NAME.png (model only),
 thumbs/, chart.png and report.html.
@@ -25,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from mnm_core.errors import DataError, InputError
-from mnm_core.metrics import METRIC_KEYS, MODES, PSEUDO_IR_KEYS, fusion_metrics, pseudo_ir_scores
+from mnm_core.guesses import GUESS_KEYS, PSEUDO_IR_SCORES, pseudo_ir_comparison
+from mnm_core.metrics import METRIC_KEYS, MODES, fusion_metrics
 from mnm_core.pairs import LoadedPair, Skipped, find_pairs, load_pair
 
 LOGGER = logging.getLogger(__name__)
@@ -116,6 +122,12 @@ def mean_metrics(rows: list[dict[str, object]], keys: tuple[str, ...]) -> dict[s
     return means
 
 
+def result_keys(method: str) -> tuple[str, ...]:
+    """The per-image (and `mean`) keys of `method`: the fusion metrics, the pseudo-IR scores where the
+    method makes a pseudo-IR (the model), then the trivial guesses' scores."""
+    return METRIC_KEYS + (PSEUDO_IR_SCORES if method == "model" else ()) + GUESS_KEYS
+
+
 def _write_png(path: Path, image: np.ndarray) -> None:
     import cv2
 
@@ -126,11 +138,12 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     encoded.tofile(path)
 
 
-def _score(loaded: LoadedPair, output: MethodOutput, mode: str) -> dict[str, object]:
+def _score(loaded: LoadedPair, output: MethodOutput, mode: str, evaluated: bool) -> dict[str, object]:
+    """One row: fusion metrics, plus the pseudo-IR comparison for the evaluated method (not the baselines)."""
     row: dict[str, object] = {"name": loaded.name, "height": loaded.ir.shape[0], "width": loaded.ir.shape[1]}
     row.update(fusion_metrics(loaded.vis, loaded.ir, output.fused, mode=mode))
-    if output.pseudo_ir is not None:
-        row.update(pseudo_ir_scores(output.pseudo_ir, loaded.ir))
+    if evaluated:
+        row.update(pseudo_ir_comparison(loaded.vis, loaded.ir, output.pseudo_ir))
     row["notes"] = "; ".join(loaded.notes)
     return row
 
@@ -168,7 +181,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
     if model is not None:
         methods["model"] = model
     compared = [method] + ([b for b in BASELINES if b != method] if baselines else [])
-    keys = METRIC_KEYS + (PSEUDO_IR_KEYS if method == "model" else ())
+    keys = result_keys(method)
     rows: dict[str, list[dict[str, object]]] = {name: [] for name in compared}
     images: list[dict[str, str]] = []
     start = time.perf_counter()
@@ -177,7 +190,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
             try:
                 loaded = load_pair(pair)
                 outputs = {name: methods[name](loaded.vis, loaded.ir) for name in compared}
-                scored = {name: _score(loaded, outputs[name], mode) for name in compared}
+                scored = {name: _score(loaded, outputs[name], mode, name == method) for name in compared}
             except (DataError, InputError) as exc:
                 LOGGER.warning("skipped %s: %s", pair.name, exc)
                 skipped.append(Skipped(pair.name, str(exc)))
@@ -237,4 +250,4 @@ def format_table(means: dict[str, dict[str, float | None]], keys: tuple[str, ...
 
 
 __all__ = ["BASELINES", "METHODS", "EvalResult", "MethodOutput", "ModelMethod", "evaluate", "format_table",
-           "fuse_real_ir", "fuse_visible", "mean_metrics", "write_csv"]
+           "fuse_real_ir", "fuse_visible", "mean_metrics", "result_keys", "write_csv"]

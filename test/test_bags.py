@@ -99,7 +99,9 @@ def test_make_and_evaluate_bag(storage: str, pairs: Path, checkpoint: Path, tmp_
     assert len(rows) == 6 and all(float(r["ir_offset_ms"]) == 0 for r in rows)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["frames"] == 6 and summary["paired"] == 6 and summary["damage"] is None
+    assert 0 <= summary["mean"]["hotspot_auc"] <= 1 and summary["mean"]["hotspot_auc_inv_vis_y"] is not None
     assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "latency.png").is_file()
+    assert "<th>1 − Y</th>" in (tmp_path / "out" / "report.html").read_text()
 
     # same frames, same numbers as `mnm eval --method model` on the folder the bag was made from
     folder = evaluate(pairs, "model", tmp_path / "eval", checkpoint=checkpoint, baselines=False, progress=False,
@@ -111,12 +113,13 @@ def test_make_and_evaluate_bag(storage: str, pairs: Path, checkpoint: Path, tmp_
 
 def test_every_nth_and_no_thermal_topic(pairs: Path, checkpoint: Path, tmp_path: Path) -> None:
     make_bag_from_pairs(pairs, tmp_path / "in", start_ns=START, progress=False)
-    result = evaluate_bag(tmp_path / "in", tmp_path / "out", VIS, every=4, checkpoint=checkpoint, progress=False,
-                          report=False)
+    result = evaluate_bag(tmp_path / "in", tmp_path / "out", VIS, every=4, checkpoint=checkpoint, progress=False)
     assert [r["index"] for r in result.rows] == [0, 4]
     assert result.summary["out_bag_counts"] == {VIS: 6, "/mnm/pseudo_ir": 2, "/mnm/fused": 2}
     mean = result.summary["mean"]
     assert mean["CE"] is None and mean["Qcb"] is None and mean["pseudo_ir_psnr"] is None
+    assert mean["hotspot_auc"] is None and mean["hotspot_auc_vis_y"] is None  # nothing to score them against
+    assert result.report_path and not (tmp_path / "out" / "pseudo_ir_chart.png").exists()
     assert all(mean[k] is not None for k in ("AG", "EI", "EN", "SF"))
 
 

@@ -14,7 +14,8 @@ import pytest
 from mnm_core.cli import main
 from mnm_core.errors import DataError
 from mnm_core.evaluation import evaluate, fuse_real_ir, fuse_visible
-from mnm_core.metrics import METRIC_KEYS, PSEUDO_IR_KEYS
+from mnm_core.guesses import GUESS_KEYS, PSEUDO_IR_SCORES, guess_means, pseudo_ir_comparison
+from mnm_core.metrics import METRIC_KEYS, rgb2gray
 from mnm_core.pairs import find_pairs, load_pair
 
 H, W = 40, 56
@@ -109,8 +110,8 @@ def test_eval_visible_writes_everything(messy_dir, tmp_path):
     assert sorted(s.name for s in result.skipped) == ["broken", "lonely_ir", "lonely_vis", "size"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "visible" and summary["mode"] == "vifb" and summary["images"] == 5
-    assert set(summary["mean"]) == set(METRIC_KEYS)
-    assert set(summary["baselines"]) == {"real-ir"}
+    assert list(summary["mean"]) == list(METRIC_KEYS + GUESS_KEYS)  # no pseudo-IR: only the guesses
+    assert set(summary["baselines"]) == {"real-ir"} and set(summary["baselines"]["real-ir"]) == set(METRIC_KEYS)
     assert {s["name"] for s in summary["skipped"]} == {"broken", "lonely_ir", "lonely_vis", "size"}
     with (out / "per_image.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -121,9 +122,25 @@ def test_eval_visible_writes_everything(messy_dir, tmp_path):
     fused_a = cv2.imread(str(out / "fused" / "a.png"))[..., ::-1]
     assert np.array_equal(fused_a, cv2.imread(str(messy_dir / "vis" / "a.png"))[..., ::-1])
     html = (out / "report.html").read_text()
-    assert "chart.png" in html and "lonely_vis" in html
+    assert "chart.png" in html and "lonely_vis" in html and "pseudo_ir_chart.png" in html
+    assert "<th>1 − Y</th>" in html and "<th>model</th>" not in html  # the guesses, no model row
     for src in re.findall(r'src="([^"]+)"', html):
         assert (out / src).is_file(), src
+
+
+def test_pseudo_ir_comparison_scores_the_guesses():
+    """An IR that is the inverted visible Y: 1 − Y is a perfect guess, Y the worst, and a copy of the IR too."""
+    vis = _scene(5)[0]
+    ir = 255 - rgb2gray(vis)
+    scores = pseudo_ir_comparison(vis, ir, pseudo_ir=ir)
+    assert set(scores) == set(PSEUDO_IR_SCORES + GUESS_KEYS)
+    assert scores["hotspot_auc"] == 1.0 and scores["pseudo_ir_ssim"] == pytest.approx(1.0)
+    assert scores["hotspot_auc_inv_vis_y"] == 1.0 and scores["pseudo_ir_ssim_inv_vis_y"] == pytest.approx(1.0)
+    assert scores["pseudo_ir_psnr_inv_vis_y"] == np.inf
+    assert scores["hotspot_auc_vis_y"] == 0.0 and scores["pseudo_ir_ssim_vis_y"] < 0
+    assert set(pseudo_ir_comparison(vis, ir)) == set(GUESS_KEYS)
+    table = guess_means(scores)
+    assert list(table) == ["model", "visible Y", "1 − Y"] and table["1 − Y"]["hotspot_auc"] == 1.0
 
 
 def test_eval_gray_mode_without_baselines(good_dir, tmp_path):
@@ -170,11 +187,13 @@ def test_eval_model_with_tiny_checkpoint(good_dir, tmp_path):
     result = evaluate(good_dir, "model", out, checkpoint=checkpoint, progress=False)
     assert [r["name"] for r in result.rows] == ["a", "b", "g"] and not result.skipped
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["mean"]) == set(METRIC_KEYS + PSEUDO_IR_KEYS)
+    assert list(summary["mean"]) == list(METRIC_KEYS + PSEUDO_IR_SCORES + GUESS_KEYS)
+    assert 0 <= summary["mean"]["hotspot_auc"] <= 1
     assert set(summary["baselines"]) == {"visible", "real-ir"}
     assert summary["checkpoint"] == str(checkpoint)
     pseudo_ir = cv2.imread(str(out / "pseudo_ir" / "a.png"), cv2.IMREAD_UNCHANGED)
     assert pseudo_ir.shape == (H, W) and pseudo_ir.dtype == np.uint8
     assert cv2.imread(str(out / "fused" / "g.png"), cv2.IMREAD_UNCHANGED).shape == (H, W)
-    assert "pseudo_ir_psnr" in (out / "per_image.csv").read_text().splitlines()[0]
-    assert "_pseudo_ir.jpg" in (out / "report.html").read_text()
+    assert "hotspot_auc,pseudo_ir_psnr_vis_y" in (out / "per_image.csv").read_text().splitlines()[0]
+    html = (out / "report.html").read_text()
+    assert "_pseudo_ir.jpg" in html and "<th>model</th>" in html and "<th>visible Y</th>" in html

@@ -4,7 +4,8 @@ a new bag with the outputs, per-frame CSV, summary.json and an HTML report.
 Two passes over the bag: the first reads header stamps and pairs visible with thermal frames; the second
 decodes, processes and writes. Thermal frames wait in a small buffer until their visible partner comes
 (bags are in receive order, so partners are close). The model sees only the visible frame (missing-IR
-protocol); the real IR only scores. summary.json's `mean` has the keys of `mnm eval`'s summary.
+protocol); the real IR only scores, the pseudo-IR beside the trivial guesses visible Y and 1 − Y.
+summary.json's `mean` has the keys of `mnm eval --method model`'s summary.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from mnm_core.bags.pairing import Pairing, pair_by_stamp
 from mnm_core.bags.reader import IMAGE_TYPE, BagReader, Frame, RawMessage
 from mnm_core.bags.writer import BagWriter, Storage, image_message
 from mnm_core.errors import DataError, InputError
-from mnm_core.evaluation import ModelMethod, mean_metrics, write_csv
-from mnm_core.metrics import METRIC_KEYS, MODES, PSEUDO_IR_KEYS, fusion_metrics, pseudo_ir_scores, to_gray
+from mnm_core.evaluation import ModelMethod, mean_metrics, result_keys, write_csv
+from mnm_core.guesses import pseudo_ir_comparison
+from mnm_core.metrics import MODES, fusion_metrics, to_gray
 
 LOGGER = logging.getLogger(__name__)
 
 PSEUDO_IR_TOPIC = "/mnm/pseudo_ir"
 FUSED_TOPIC = "/mnm/fused"
-KEYS = METRIC_KEYS + PSEUDO_IR_KEYS
+KEYS = result_keys("model")
 SAMPLES = 4
 """Frames shown in the report's sample grid."""
 
@@ -148,7 +150,7 @@ class _Evaluator:
         try:
             if ir is not None:
                 row.update(fusion_metrics(vis, ir, fused, mode=self.mode))
-                row.update(pseudo_ir_scores(result.pseudo_ir, ir))
+                row.update(pseudo_ir_comparison(vis, ir, result.pseudo_ir))
             else:
                 row.update(no_reference_metrics(fused, self.mode))
         except InputError as exc:

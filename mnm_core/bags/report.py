@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnm_core.metrics import HIGHER_IS_BETTER
-from mnm_core.report_html import REPORT_STYLE, html_cell
+from mnm_core.guesses import GUESSES, PSEUDO_IR_SCORES, guess_means
+from mnm_core.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from mnm_core.report_html import REPORT_STYLE, bar_chart, html_cell, means_table, pseudo_ir_section
 
 
 def _figure(**kwargs: object):  # -> matplotlib Figure, imported lazily
@@ -20,7 +21,8 @@ def _figure(**kwargs: object):  # -> matplotlib Figure, imported lazily
 
 
 def metrics_over_time(rows: list[dict[str, object]], keys: tuple[str, ...], path: Path) -> Path | None:
-    """One panel per metric with a value, plotted against the frame stamp (s from the first frame)."""
+    """One panel per metric with a value, plotted against the frame stamp (s from the first frame); a pseudo-IR
+    score's panel also shows the trivial guesses' values (keys with a `_vis_y`/`_inv_vis_y` suffix), dashed."""
     keys = tuple(k for k in keys if any(isinstance(r.get(k), float) and math.isfinite(r[k]) for r in rows))
     if not keys:
         return None
@@ -30,8 +32,12 @@ def metrics_over_time(rows: list[dict[str, object]], keys: tuple[str, ...], path
     figure = _figure(figsize=(3.6 * columns, 2.4 * math.ceil(len(keys) / columns)))
     axes = figure.subplots(math.ceil(len(keys) / columns), columns, squeeze=False).ravel()
     for axis, key in zip(axes, keys):
-        values = np.array([float(r[key]) if isinstance(r.get(key), float) else np.nan for r in rows])
-        axis.plot(times, values, ".-", markersize=3, linewidth=0.8)
+        axis.plot(times, _series(rows, key), ".-", markersize=3, linewidth=0.8, label="model")
+        guesses = [(label, f"{key}_{guess}") for guess, label in GUESSES.items() if f"{key}_{guess}" in rows[0]]
+        for label, guess_key in guesses:
+            axis.plot(times, _series(rows, guess_key), "--", linewidth=0.7, label=label)
+        if guesses:
+            axis.legend(fontsize=6)
         axis.set_title(f"{key} ({'higher' if HIGHER_IS_BETTER.get(key, True) else 'lower'} is better)", fontsize=9)
         axis.set_xlabel("time (s)", fontsize=8)
         axis.tick_params(labelsize=8)
@@ -39,6 +45,10 @@ def metrics_over_time(rows: list[dict[str, object]], keys: tuple[str, ...], path
         axis.set_visible(False)
     figure.savefig(path, dpi=90)
     return path
+
+
+def _series(rows: list[dict[str, object]], key: str) -> np.ndarray:
+    return np.array([float(r[key]) if isinstance(r.get(key), float) else np.nan for r in rows])  # type: ignore[arg-type]
 
 
 def latency_histogram(values_ms: list[float], path: Path, label: str = "pipeline time per frame (ms)") -> Path:
@@ -78,20 +88,18 @@ def sample_grid(samples: list[dict[str, object]], path: Path) -> Path | None:
 
 def write_bag_report(out_dir: Path, summary: dict[str, object], rows: list[dict[str, object]],
                      samples: list[dict[str, object]]) -> Path:
-    """Write metrics_over_time.png, latency.png, samples.png and report.html into out_dir."""
-    from mnm_core.bags.evaluate import KEYS
-
-    plots = [("Metrics over time", metrics_over_time(rows, KEYS, out_dir / "metrics_over_time.png")),
+    """Write metrics_over_time.png, latency.png, samples.png, pseudo_ir_chart.png and report.html into out_dir."""
+    plots = [("Metrics over time", metrics_over_time(rows, METRIC_KEYS + PSEUDO_IR_SCORES,
+                                                     out_dir / "metrics_over_time.png")),
              ("Pipeline latency", latency_histogram([float(r["latency_ms"]) for r in rows],  # type: ignore[arg-type]
                                                     out_dir / "latency.png")),
              ("Sample frames", sample_grid(samples, out_dir / "samples.png"))]
     settings = "".join(f"<tr><th>{k}</th><td>{html_cell(summary.get(k))}</td></tr>" for k in (
         "bag", "topic", "ir_topic", "every", "mode", "checkpoint", "backend", "text_encoder", "tolerance_ms",
         "frames_in_bag", "frames", "paired", "unpaired", "undecodable", "damage", "recovered", "out_bag", "seconds"))
-    means = summary["mean"]
-    assert isinstance(means, dict)
-    head = "".join(f"<th>{k} {'↑' if HIGHER_IS_BETTER.get(k, True) else '↓'}</th>" for k in means)
-    cells = "".join(f"<td>{html_cell(v)}</td>" for v in means.values())
+    mean = summary["mean"]
+    assert isinstance(mean, dict)
+    guesses_chart = bar_chart(guess_means(mean), out_dir / "pseudo_ir_chart.png", "Pseudo-IR vs the trivial guesses")
     latency = summary["latency_ms"]
     assert isinstance(latency, dict)
     latency_row = "".join(f"<td>{html_cell(v)}</td>" for v in latency.values())
@@ -103,10 +111,11 @@ def write_bag_report(out_dir: Path, summary: dict[str, object], rows: list[dict[
 <style>{REPORT_STYLE}</style></head><body>
 <h1>mnm bag-eval — {html.escape(str(summary['topic']))}</h1>{damage}
 <table>{settings}</table>
-<h2>Mean metrics</h2>
+<h2>Fusion metrics (means)</h2>
 <p>VIFB definitions (mode <code>{html.escape(str(summary['mode']))}</code>); CE, Qcb and the pseudo-IR scores need a
 thermal partner. Per-frame values: <code>per_frame.csv</code>.</p>
-<table><tr>{head}</tr><tr>{cells}</tr></table>
+{means_table({"model": {k: mean[k] for k in METRIC_KEYS}}, METRIC_KEYS)}
+{pseudo_ir_section(mean, guesses_chart)}
 <h2>Pipeline time per frame (ms)</h2>
 <table><tr>{''.join(f'<th>{k}</th>' for k in latency)}</tr><tr>{latency_row}</tr></table>
 {figures}

@@ -12,8 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bag-eval", help="run the pipeline on a bag's image topic: new bag, per-frame CSV, summary, HTML report",
         description="Read BAG (sqlite3 or mcap; Image or CompressedImage on TOPIC), run the pipeline on every "
-                    "(n-th) frame and score it: AG/EI/EN/SF on every frame; CE, Qcb and pseudo-IR PSNR/SSIM where "
-                    "a thermal frame of --ir-topic lies within --tolerance-ms. Writes OUT/bag (the input topics "
+                    "(n-th) frame and score it: AG/EI/EN/SF on every frame; CE, Qcb and PSNR/SSIM/hotspot_auc of "
+                    "the pseudo-IR and of the trivial guesses (visible Y, 1 − Y) where a thermal frame of "
+                    "--ir-topic lies within --tolerance-ms. Writes OUT/bag (the input topics "
                     "plus /mnm/pseudo_ir and /mnm/fused, same stamps), OUT/per_frame.csv, OUT/summary.json and "
                     "OUT/report.html. A damaged bag is evaluated up to the damage.")
     parser.add_argument("bag", help="bag folder, or a single .db3/.mcap file")
@@ -37,14 +38,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnm_core.bags.evaluate import KEYS, evaluate_bag
+    from mnm_core.bags.evaluate import evaluate_bag
     from mnm_core.evaluation import format_table
+    from mnm_core.guesses import PSEUDO_IR_SCORES, guess_means
+    from mnm_core.metrics import METRIC_KEYS
 
     result = evaluate_bag(args.bag, args.out, args.topic, args.ir_topic, every=args.every, checkpoint=args.checkpoint,
                           backend=args.backend, mode=args.mode, tolerance_ms=args.tolerance_ms, storage=args.storage,
                           progress=not args.no_progress, report=not args.no_report, text_encoder=args.text_encoder)
     summary = result.summary
-    print(format_table({"model": summary["mean"]}, KEYS))  # type: ignore[dict-item]
+    print(format_table({"model": summary["mean"]}, METRIC_KEYS))  # type: ignore[dict-item]
+    print("\n" + format_table(guess_means(summary["mean"]), PSEUDO_IR_SCORES))  # type: ignore[arg-type]
     latency = summary["latency_ms"]
     print(f"\n{summary['frames']} of {summary['frames_in_bag']} frames evaluated, {summary['paired']} with a thermal "
           f"partner; pipeline {latency['mean']:.1f} ms/frame mean, p90 {latency['p90']:.1f} ms")  # type: ignore[index]

@@ -9,9 +9,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate a method over a folder of IR–visible pairs (CSV, JSON, HTML report)",
         description="Run METHOD on every pair of DATA (DATA/vis/NAME + DATA/ir/NAME), score it with the VIFB "
-                    "metrics (and PSNR/SSIM of the pseudo-IR for the model), and write OUT/per_image.csv, "
-                    "OUT/summary.json, OUT/fused/, OUT/pseudo_ir/ and OUT/report.html. Pairs that cannot be "
-                    "read are skipped with a reason.")
+                    "metrics, score the pseudo-IR (model only) and the trivial guesses visible Y and 1 − Y by "
+                    "PSNR, SSIM and hotspot_auc, and write OUT/per_image.csv, OUT/summary.json, OUT/fused/, "
+                    "OUT/pseudo_ir/ and OUT/report.html. Pairs that cannot be read are skipped with a reason.")
     parser.add_argument("--data", required=True, help="folder with vis/ and ir/ subfolders")
     parser.add_argument("--method", required=True, choices=("visible", "real-ir", "model"),
                         help="visible: the visible image; real-ir: max(Y, real IR) fusion (upper bound); "
@@ -31,15 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mnm_core.errors import ConfigError
     from mnm_core.evaluation import evaluate, format_table
-    from mnm_core.metrics import METRIC_KEYS, PSEUDO_IR_KEYS
+    from mnm_core.guesses import PSEUDO_IR_SCORES, guess_means
+    from mnm_core.metrics import METRIC_KEYS
 
     if args.checkpoint and args.method != "model":
         raise ConfigError(f"--checkpoint only applies to --method model, not {args.method}")
     result = evaluate(args.data, args.method, args.out, mode=args.mode, checkpoint=args.checkpoint,
                       baselines=not args.no_baselines, progress=not args.no_progress, report=not args.no_report,
                       text_encoder=args.text_encoder)
-    keys = METRIC_KEYS + (PSEUDO_IR_KEYS if args.method == "model" else ())
-    print(format_table(result.means, keys))
+    print(format_table(result.means, METRIC_KEYS))
+    print("\n" + format_table(guess_means(result.means[args.method]), PSEUDO_IR_SCORES))
     print(f"\n{len(result.rows)} images, {len(result.skipped)} skipped (mode {result.mode}); "
           f"summary: {result.summary_path}" + (f", report: {result.report_path}" if result.report_path else ""))
     return 0
