@@ -17,7 +17,8 @@ def generate_launch_description() -> LaunchDescription:
     cameras = {"left": "/left/image_raw", "right": "/right/image_raw"}
     arguments = [DeclareLaunchArgument(f"{name}_topic", default_value=topic, description=f"{name} camera topic")
                  for name, topic in cameras.items()]
-    arguments.append(DeclareLaunchArgument("backend", default_value="onnxruntime", description="inference backend"))
+    arguments.append(DeclareLaunchArgument("backend", default_value="",
+                                           description="inference backend (default: the parameter file's)"))
     includes = [
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(fuse),

@@ -2,13 +2,17 @@
 
 Every key has a type and a default here; the CLI, training and the ROS node read these dataclasses.
 Mappings (YAML files, ROS parameters, CLI overrides) are turned into them with `from_mapping`, which
-rejects unknown keys with a suggestion and checks types.
+rejects unknown keys with a suggestion and checks types. TextConfig and PipelineConfig also validate
+themselves when built (`validate_fields`: types, and the bounds of every numeric field declared with
+`bounded`), so a bad value is refused with the same message whichever way it comes in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -27,6 +31,61 @@ PromptStyle = Literal["full", "simple"]
 
 SIZE_MULTIPLE = 8
 """Network inputs are padded to a multiple of this (the U-Nets downsample three times)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """Inclusive bounds of a numeric config field (NaN is always refused)."""
+
+    low: float
+    high: float
+    unit: str = ""
+
+    def __str__(self) -> str:
+        return f"[{self.low:g}, {self.high:g}]" + (f" {self.unit}" if self.unit else "")
+
+
+def bounded(default: Any, low: float, high: float, unit: str = "") -> Any:
+    """A dataclass field whose value must lie in [low, high]; checked by `validate_fields`, shown by the
+    node's parameter descriptors (`field_bounds`)."""
+    return dataclasses.field(default=default, metadata={"bounds": Bounds(low, high, unit)})
+
+
+def field_bounds(cls: type, name: str) -> Bounds | None:
+    """The bounds of field `name` of dataclass `cls`, if it was declared with `bounded`."""
+    return next(f.metadata.get("bounds") for f in dataclasses.fields(cls) if f.name == name)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def validate_fields(config: Any) -> None:
+    """Check every field of a (frozen) dataclass instance against its annotation and its bounds.
+
+    Call from `__post_init__`. An int given for a float field becomes a float; anything else that does
+    not fit is a ConfigError naming the class, the field, the value and what is allowed.
+    """
+    cls = type(config)
+    for field in dataclasses.fields(config):
+        name = f"{cls.__name__}.{field.name}"
+        value = _check_type(name, getattr(config, field.name), _type_hints(cls)[field.name])
+        object.__setattr__(config, field.name, value)
+        bounds = field.metadata.get("bounds")
+        if bounds is not None and not bounds.low <= value <= bounds.high:
+            raise ConfigError(f"{name} must be in {bounds}, got {value!r}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """A resolution 'WIDTHxHEIGHT' ('x', 'X' or '×'), e.g. '640x512' → (height, width) = (512, 640).
+
+    ConfigError unless both sides are whole numbers of at least 1.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise ConfigError(f"size {text!r} must be WIDTHxHEIGHT with positive whole numbers, e.g. 640x512")
+    return int(match[2]), int(match[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,10 +184,15 @@ class TextConfig:
     """Model name sent to the openai encoder's server."""
     prompt_style: PromptStyle = "full"
     """Full scene description or the simplified one."""
-    refresh_period_s: float = 2.0
+    refresh_period_s: float = bounded(2.0, 0.01, 86400.0, "s")
     """Seconds between slow-path refreshes of the modulation (γ, β)."""
-    timeout_s: float = 10.0
+    timeout_s: float = bounded(10.0, 0.01, 3600.0, "s")
     """An encoder call running longer than this is abandoned and counted as a failure."""
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if self.url and not re.match(r"https?://", self.url):
+            raise ConfigError(f"TextConfig.url must start with http:// or https://, got {self.url!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +211,19 @@ class PipelineConfig:
     """Exported ONNX file for onnxruntime/tensorrt; empty = export the checkpoint to a cache."""
     engine_cache_dir: str = ""
     """Folder for exported ONNX files and TensorRT engines; empty = ~/.cache/mnm."""
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"PipelineConfig.device must be cpu, cuda or cuda:N, got {self.device!r}")
+        for name in ("checkpoint", "onnx_path"):  # refused when set, not at the next configure
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"PipelineConfig.{name}: {path} does not exist or is not a file")
+
+
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+"""Torch devices the pipeline accepts."""
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
@@ -294,12 +371,17 @@ class TrainConfig:
 __all__ = [
     "PRESETS",
     "SIZE_MULTIPLE",
+    "Bounds",
     "DataConfig",
     "ModelConfig",
     "PipelineConfig",
     "TextConfig",
     "TrainConfig",
+    "bounded",
+    "field_bounds",
     "from_mapping",
     "load_yaml",
+    "parse_size",
     "preset",
+    "validate_fields",
 ]

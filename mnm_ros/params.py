@@ -3,7 +3,9 @@
 Four groups, each a frozen dataclass whose defaults and attribute docstrings become the parameters'
 defaults and descriptors: the node's own (`NodeConfig`, no prefix), `qos.*` (`QosConfig`),
 `pipeline.*` (mnm_core PipelineConfig) and `text.*` (mnm_core TextConfig). Values are read on
-configure; a change is validated at once and takes effect at the next configure (cleanup, configure).
+configure; a change is validated at once by the same dataclass checks as YAML and the CLI (types,
+allowed values, bounds, an existing checkpoint file) and takes effect at the next configure (cleanup,
+configure). A refused change leaves the parameter at its last good value.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mnm_core.config import PipelineConfig, TextConfig, from_mapping
+from mnm_core.config import PipelineConfig, TextConfig, bounded, field_bounds, from_mapping, validate_fields
 from mnm_core.errors import ConfigError
 
 
@@ -28,14 +30,13 @@ class NodeConfig:
 
     input_type: Literal["auto", "raw", "compressed"] = "auto"
     """Input message type: raw (sensor_msgs/Image), compressed (CompressedImage), or auto (from the publisher)."""
-    diagnostics_period_s: float = 1.0
+    diagnostics_period_s: float = bounded(1.0, 0.1, 3600.0, "s")
     """Seconds between /diagnostics messages."""
     autostart: bool = True
     """Configure and activate at start-up; false leaves the lifecycle transitions to a manager."""
 
     def __post_init__(self) -> None:
-        if self.diagnostics_period_s <= 0:
-            raise ConfigError(f"diagnostics_period_s must be positive, got {self.diagnostics_period_s}")
+        validate_fields(self)
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,11 @@ class QosConfig:
 
     reliability: Literal["best_effort", "reliable"] = "best_effort"
     """best_effort (sensor data) or reliable; a reliable subscriber cannot read a best-effort publisher."""
-    depth: int = 5
+    depth: int = bounded(5, 1, 1000)
     """History depth (keep last)."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.depth <= 1000:
-            raise ConfigError(f"qos.depth must be in [1, 1000], got {self.depth}")
+        validate_fields(self)
 
 
 GROUPS: dict[str, type] = {"": NodeConfig, "qos.": QosConfig, "pipeline.": PipelineConfig, "text.": TextConfig}
@@ -91,9 +91,10 @@ def declare_parameters(node) -> None:
         _, cls, field = _split(name)  # type: ignore[misc]
         annotation = typing.get_type_hints(cls)[field]
         allowed = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
-        descriptor = ParameterDescriptor(
-            name=name, description=field_docs(cls).get(field, ""),
-            additional_constraints=f"one of {list(allowed)}" if allowed else "")
+        bounds = field_bounds(cls, field)
+        constraints = f"one of {list(allowed)}" if allowed else f"in {bounds}" if bounds else ""
+        descriptor = ParameterDescriptor(name=name, description=field_docs(cls).get(field, ""),
+                                         additional_constraints=constraints)
         node.declare_parameter(name, default, descriptor)
     node.add_on_set_parameters_callback(functools.partial(validate_parameters, node))
 
@@ -121,10 +122,33 @@ def validate_parameters(node, parameters: list) -> Any:
     return SetParametersResult(successful=True)
 
 
+LAUNCH_ARGUMENTS = {"backend": "pipeline.backend", "text_encoder": "text.encoder", "use_sim_time": "use_sim_time"}
+"""Launch arguments of fuse.launch.py that set a node parameter → that parameter."""
+
+
+def launch_overrides(arguments: dict[str, str]) -> dict[str, Any]:
+    """The parameters set by launch arguments: only the arguments given (an empty value keeps the parameter
+    file's setting), validated and typed as the node will read them. ConfigError for a bad value."""
+    overrides: dict[str, Any] = {}
+    for argument, parameter in LAUNCH_ARGUMENTS.items():
+        text = arguments.get(argument, "").strip()
+        if not text:
+            continue
+        if parameter == "use_sim_time":
+            if text.lower() not in ("true", "false"):
+                raise ConfigError(f"launch argument use_sim_time must be true or false, got {text!r}")
+            overrides[parameter] = text.lower() == "true"
+        else:
+            _, cls, field = _split(parameter)  # type: ignore[misc]
+            from_mapping(cls, {field: text})
+            overrides[parameter] = text
+    return overrides
+
+
 def read_configs(node) -> tuple[NodeConfig, QosConfig, PipelineConfig, TextConfig]:
     """The node's current parameters as the four typed configs (ConfigError if invalid)."""
     return tuple(_group_values(node, prefix, cls) for prefix, cls in GROUPS.items())  # type: ignore[return-value]
 
 
-__all__ = ["GROUPS", "NodeConfig", "QosConfig", "declare_parameters", "field_docs", "parameter_defaults",
-           "read_configs", "validate_parameters"]
+__all__ = ["GROUPS", "LAUNCH_ARGUMENTS", "NodeConfig", "QosConfig", "declare_parameters", "field_docs",
+           "launch_overrides", "parameter_defaults", "read_configs", "validate_parameters"]

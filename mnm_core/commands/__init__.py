@@ -5,6 +5,11 @@ taking the parsed arguments and returning an exit code. Modules import heavy dep
 `run`, so `mnm --help` stays fast.
 """
 
+import argparse
+
+from mnm_core.config import parse_size
+from mnm_core.errors import ConfigError
+
 COMMAND_MODULES = [
     "mnm_core.commands.model_report",
     "mnm_core.commands.metrics",
@@ -19,3 +24,11 @@ COMMAND_MODULES = [
     "mnm_ros.commands.node_bench",
 ]
 """Import paths of the command modules, in the order `mnm --help` lists them."""
+
+
+def size_type(text: str) -> tuple[int, int]:
+    """argparse type of WxH options: `mnm_core.config.parse_size` → (height, width), a bad size a usage error."""
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from mnm_core.backends import BACKENDS
-from mnm_core.commands.export import parse_size
+from mnm_core.commands import size_type
 from mnm_core.config import PRESETS
 
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="default: fp32 on cpu, fp32 and fp16 on cuda")
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=["small"],
                         help="default: small (the shipped preset); paper at 1280x1024 takes minutes per pass on a CPU")
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=None, metavar="WxH",
+    parser.add_argument("--sizes", nargs="+", type=size_type, default=None, metavar="WxH",
                         help="resolutions WIDTHxHEIGHT (multiples of 8); default 320x256 640x512 1280x1024")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per row (at most)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per row (fewer when one is slow)")

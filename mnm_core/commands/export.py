@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import re
 
+from mnm_core.commands import size_type
 from mnm_core.config import PRESETS
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """A camera resolution 'WIDTHxHEIGHT' ('x' or '×'), e.g. '640x512' → (height, width) = (512, 640)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be WIDTHxHEIGHT, e.g. 640x512")
-    return int(match[2]), int(match[1])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="export an UNTRAINED model of this preset (for timing and deployment tests)")
     parser.add_argument("--fp16", action="store_true", help="fp16 weights and compute (inputs/outputs stay fp32)")
     parser.add_argument("--out", required=True, help="ONNX file to write")
-    parser.add_argument("--size", type=parse_size, action="append", metavar="WxH",
+    parser.add_argument("--size", type=size_type, action="append", metavar="WxH",
                         help="fixed input size WIDTHxHEIGHT (multiples of 8), repeatable; default: any size "
                              "(dynamic); with --engine the TensorRT profile covers these sizes")
     parser.add_argument("--engine", default="", help="also build a TensorRT engine here (+ a .json sidecar)")

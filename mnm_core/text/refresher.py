@@ -47,9 +47,6 @@ class ModulationRefresher(ModulationSource):
 
     def __init__(self, model: VgiiModel, encoder: TextEncoder, config: TextConfig) -> None:
         super().__init__(model.config.n_atoms)
-        if config.refresh_period_s <= 0 or config.timeout_s <= 0:
-            raise TextEncoderError("text.refresh_period_s and text.timeout_s must be positive, got "
-                                   f"{config.refresh_period_s} and {config.timeout_s}")
         # A private fp32 CPU copy: the fast path's model may live on another device, in another precision.
         self._model = copy.deepcopy(model).to("cpu", torch.float32).eval()
         self._encoder = encoder

@@ -16,9 +16,13 @@ import logging
 import os
 import random
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
+
+from mnm_core.commands import size_type
+from mnm_core.config import EncoderName, PipelineConfig, TextConfig
 
 LOGGER = logging.getLogger(__name__)
 NAMESPACE = "/mnm"
@@ -33,12 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the fused and pseudo-IR images, a contact sheet and summary.json to --out.")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument("--checkpoint", default="", help="checkpoint (default: the embedded default model)")
-    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"],
-                        help="inference backend (falls back to torch if unavailable)")
-    parser.add_argument("--text-encoder", default="minilm", help="text encoder (falls back to none if it fails)")
+    parser.add_argument("--backend", default=PipelineConfig().backend, choices=["onnxruntime", "torch"],
+                        help="inference backend (falls back to torch if unavailable); default: %(default)s")
+    parser.add_argument("--text-encoder", default=TextConfig().encoder, choices=typing.get_args(EncoderName),
+                        help="text encoder (falls back to none if it fails); default: %(default)s")
     parser.add_argument("--frames", type=int, default=8, help="frames to send")
     parser.add_argument("--rate", type=float, default=0.5, help="frames per second")
-    parser.add_argument("--size", default="320x256", help="frame size WxH")
+    parser.add_argument("--size", type=size_type, default="320x256", metavar="WxH", help="frame size")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random one)")
     parser.set_defaults(run=run)
 
@@ -129,10 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from mnm_core.checkpoint import default_checkpoint_path
     from mnm_core.errors import CheckpointError, ConfigError
 
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size must look like 320x256, got {args.size!r}") from None
+    height, width = args.size
     if args.frames < 1 or args.rate <= 0 or width < 8 or height < 8:
         raise ConfigError("--frames must be ≥ 1, --rate > 0 and --size at least 8x8")
     if not args.checkpoint and not default_checkpoint_path().is_file():

@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mnm_core.commands import size_type
+
 SUBSCRIBER = """
 import sys, rclpy
 from sensor_msgs.msg import Image
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "node-bench", help="per-frame overhead of the ROS node (conversion + publish), inference excluded",
         description="Time message → array conversion per encoding, output message building and publishing.")
-    parser.add_argument("--size", default="640x512", help="frame size WxH")
+    parser.add_argument("--size", type=size_type, default="640x512", metavar="WxH", help="frame size")
     parser.add_argument("--repeats", type=int, default=100, help="timed repetitions per stage")
     parser.set_defaults(run=run)
 
@@ -68,10 +70,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from mnm_ros.qos import large_data_environment, make_qos
 
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size must look like 640x512, got {args.size!r}") from None
+    height, width = args.size
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     gray = rgb[:, :, 0].copy()
