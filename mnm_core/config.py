@@ -118,12 +118,16 @@ class ModelConfig:
     """Hidden width of the Φγ/Φβ heads."""
     tail_width: int = 16
     """Width of TailNet's light refinement after synthesis; 0 disables it."""
+    modulation_bound: float = 0.25
+    """Largest change the language modulation may make: |γ − 1| and |β| stay below this."""
 
     def __post_init__(self) -> None:
         if self.atom_size % 2 != 1 or self.atom_size < 1:
             raise ConfigError(f"atom_size must be odd and positive, got {self.atom_size}")
         if self.n_atoms < 1 or self.n_stages < 1 or self.lista_steps < 1:
             raise ConfigError("n_atoms, n_stages and lista_steps must be at least 1")
+        if not 0.0 < self.modulation_bound <= 10.0:
+            raise ConfigError(f"modulation_bound must be in (0, 10], got {self.modulation_bound}")
         if len(self.widths) != 4 or min(self.widths) < 1:
             raise ConfigError(f"widths must be four positive ints, got {self.widths}")
 
@@ -296,7 +300,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 PairLayout = Literal["mnm", "msrs", "llvip", "m3fd", "kaist"]
-TrainStage = Literal["jsrl", "dict", "vgii", "all"]
+TrainStage = Literal["jsrl", "dict", "vgii", "fusion", "all"]
+TrainPrecision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,21 +312,34 @@ class DataConfig:
     """Folder holding the sets; relative paths are relative to the repository root."""
     train_sets: tuple[str, ...] = ("roadscene_train", "msrs_train_128", "m3svd_train")
     """Training sets under `root`."""
-    val_set: str = "msrs_test_128"
-    """Validation set under `root`, scored with the project's metrics every epoch."""
+    val_every: int = 10
+    """Every n-th pair of each training set (sorted by name) is held out as the validation split
+    (day road scenes from RoadScene/M3SVD, day and night from MSRS); never the test sets."""
+    val_set: str = ""
+    """A separate validation set under `root` instead of the held-out split; empty = the held-out split."""
     layout: PairLayout = "mnm"
     """Folder layout of each set: mnm vis/+ir/, msrs vi/+ir/, llvip visible/+infrared/, m3fd Vis/+Ir/,
     kaist visible/+lwir/ (searched recursively; the same relative name is one pair)."""
-    crop_size: int = 64
-    """Side of the random square training crops (a multiple of 8)."""
+    crop_size: int = 128
+    """Side of the random square training crops (a multiple of 8); large enough to hold whole objects."""
+    context_fraction: float = 0.25
+    """Fraction of the crops that are whole frames downscaled to crop_size (scene context)."""
     balance_sets: bool = True
     """Draw each training set equally often (else each image equally often)."""
-    photometric: float = 0.2
-    """Strength of the visible image's photometric augmentation (brightness, contrast, gamma, colour)."""
-    val_images: int = 8
-    """How many validation images are scored (validation is kept cheap)."""
+    photometric: float = 0.0
+    """Strength of the visible image's photometric augmentation (brightness, contrast, gamma, colour).
+    0 by default: the visible brightness is the main cue for temperature, and changing it alone breaks
+    the visible/IR relation the model has to learn."""
+    val_images: int = 12
+    """How many held-out images of each training set are scored (validation is kept cheap)."""
     val_max_side: int = 256
     """Validation images are centre-cropped to at most this side (and to a multiple of 8)."""
+
+    def __post_init__(self) -> None:
+        if self.val_every < 2:
+            raise ConfigError(f"val_every must be at least 2 (every n-th pair is held out), got {self.val_every}")
+        if not 0.0 <= self.context_fraction <= 1.0:
+            raise ConfigError(f"context_fraction must be in [0, 1], got {self.context_fraction}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,6 +360,7 @@ class TrainConfig:
     """Batches of crops accumulated into the dataset-level dictionary statistics."""
     vgii_steps: int = 2000
     vgii_lr: float = 1e-3
+    """Learning rate of the pseudo-IR stage (REN, RIN, TailNet, Φγ/Φβ)."""
     warmup_steps: int = 20
     """Linear learning-rate warm-up, then cosine decay to 5 % at the stage's last step."""
     grad_clip: float = 1.0
@@ -350,20 +369,35 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 50
     """Steps between resume checkpoints (also written on SIGINT/SIGTERM and at the end)."""
-    w_coeff: float = 1.0
-    """Coefficient loss of RIN's output to the JSRL teacher's S_ir (relative MSE)."""
+    init_from: str = ""
+    """A stage-2 checkpoint to start the pseudo-IR stage from (its weights and its dictionary), e.g. the
+    shipped model; empty = from scratch with the run's own dictionary."""
+    precision: TrainPrecision = "auto"
+    """Network precision in training: bf16 autocast with channels-last memory, or fp32; auto = bf16 on
+    CUDA and on CPUs with AMX, fp32 elsewhere (bf16 is emulated, and far slower, on AVX2-only CPUs).
+    The dictionary solves and the losses stay fp32."""
+    fusion_steps: int = 300
+    """Steps of the fusion stage: the gate Ψ trained with the fusion loss, the pseudo-IR path frozen."""
+    fusion_lr: float = 1e-3
+    w_coeff: float = 0.0
+    """Pseudo-IR stage: coefficient loss of RIN's output to the JSRL teacher's S_ir (relative MSE);
+    needs the run's jsrl.safetensors."""
     w_recon: float = 0.5
-    """L1 of D ⋆ REN(y) to y: keeps the visible coefficients a faithful code of the image."""
+    """Pseudo-IR stage: L1 of D ⋆ REN(y) to y, keeps the visible coefficients a faithful code of the image."""
     w_pixel: float = 1.0
-    """L1 of the pseudo-IR to the real IR."""
+    """Pseudo-IR stage: L1 of the pseudo-IR to the real IR, weighted per pixel by 1 + w_warm·IR."""
+    w_warm: float = 4.0
+    """Extra L1 weight of warm pixels (× the normalised real IR): warm objects count more than background."""
     w_ssim: float = 1.0
-    """1 − SSIM of the pseudo-IR to the real IR."""
+    """Pseudo-IR stage: 1 − SSIM of the pseudo-IR to the real IR."""
+    w_ir_gradient: float = 1.0
+    """Pseudo-IR stage: L1 between the Sobel gradients of the pseudo-IR and the real IR (fights blur)."""
     w_intensity: float = 1.0
-    """Fusion: L1 of the fused Y to max(y_vis, ir)."""
+    """Fusion stage: L1 of the fused Y to max(y_vis, ir)."""
     w_gradient: float = 1.0
-    """Fusion: L1 of the fused gradient magnitude to the larger of the two source gradients."""
+    """Fusion stage: L1 of the fused gradient magnitude to the larger of the two source gradients."""
     w_fusion_ssim: float = 0.5
-    """Fusion: 1 − mean SSIM of the fused Y to both sources."""
+    """Fusion stage: 1 − mean SSIM of the fused Y to both sources."""
     text_thumb_size: int = 64
     """Side of the thumbnails the stage-2 prompts are computed on (prompts need only coarse statistics)."""
 

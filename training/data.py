@@ -1,4 +1,5 @@
-"""Paired IR/visible training data: folder layouts, an in-memory uint8 cache, random crops, augmentation.
+"""Paired IR/visible training data: folder layouts, an in-memory uint8 cache, the held-out validation
+split, random crops with whole-frame context, augmentation that keeps the visible/IR relation.
 
 Every set is read once into memory as uint8 arrays (visible RGB H×W×3, IR H×W), so a training step
 costs only a crop and a few arithmetic operations. All randomness comes from a `torch.Generator` the
@@ -97,6 +98,20 @@ def load_sets(root: Path, names: tuple[str, ...] | list[str], layout: str, limit
     return images
 
 
+def split_holdout(images: list[PairedImage], every: int) -> tuple[list[PairedImage], list[PairedImage]]:
+    """(train, validation): every `every`-th pair of each set (in load order, i.e. sorted names) is held out.
+
+    Deterministic and per set, so the validation split has day road scenes (RoadScene, M3SVD) and
+    MSRS's day and night frames in their training proportions.
+    """
+    position: dict[str, int] = {}
+    train, val = [], []
+    for image in images:
+        index = position[image.set_name] = position.get(image.set_name, -1) + 1
+        (val if index % every == every // 2 else train).append(image)
+    return train, val
+
+
 def resolve_root(config: DataConfig, repo_root: Path) -> Path:
     root = Path(config.root)
     return root if root.is_absolute() else (repo_root / root).resolve()
@@ -114,8 +129,22 @@ def photometric(rgb: np.ndarray, strength: float, gen: torch.Generator) -> np.nd
     return np.clip(out, 0.0, 1.0) ** float(np.exp(u[2]))
 
 
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area-averaged (downscaling) or bilinear (upscaling) resize of a uint8 image."""
+    import cv2
+
+    shrinking = width < image.shape[1] and height < image.shape[0]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 class CropSampler:
-    """Random crop batches of (visible Y, IR) with flips and the visible image's photometric augmentation."""
+    """Random batches of (visible Y, IR) pairs: crops, or whole frames downscaled for context.
+
+    A `context_fraction` of the samples are the whole frame resized to crop×crop (what is warm often
+    depends on the scene: sky, road, a person against a wall); the rest are random crops of crop_size
+    at full resolution, large enough to hold whole objects. Both get a random horizontal flip; only the
+    visible image gets the (optional, default off) photometric augmentation.
+    """
 
     def __init__(self, images: list[PairedImage], config: DataConfig) -> None:
         if not images:
@@ -128,31 +157,40 @@ class CropSampler:
         counts = {s: sum(im.set_name == s for im in images) for s in sets}
         weights = [1.0 / counts[im.set_name] if config.balance_sets else 1.0 for im in images]
         self.weights = torch.tensor(weights, dtype=torch.float64)
+        size = config.crop_size
+        self.context = [(resize(im.vis, size, size), resize(im.ir, size, size)) for im in images]
 
     def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(vis Y B×1×c×c, ir B×1×c×c, image indices B), floats in [0, 1]."""
         indices = torch.multinomial(self.weights, batch, replacement=True, generator=gen)
-        vis, ir = zip(*(self._crop(self.images[int(i)], gen) for i in indices))
+        vis, ir = zip(*(self._sample_one(int(i), gen) for i in indices))
         return torch.from_numpy(np.stack(vis))[:, None], torch.from_numpy(np.stack(ir))[:, None], indices
 
-    def _crop(self, image: PairedImage, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        size = self.config.crop_size
-        height, width = image.ir.shape
-        vis, ir = image.vis, image.ir
-        if height < size or width < size:  # small images are upscaled to fit one crop
-            scale = size / min(height, width)
-            new = (max(size, round(width * scale)), max(size, round(height * scale)))
-            vis = np.asarray(Image.fromarray(vis).resize(new, Image.BILINEAR))
-            ir = np.asarray(Image.fromarray(ir).resize(new, Image.BILINEAR))
-            height, width = ir.shape
-        top = int(torch.randint(0, height - size + 1, (1,), generator=gen))
-        left = int(torch.randint(0, width - size + 1, (1,), generator=gen))
-        vis_crop = vis[top:top + size, left:left + size].astype(np.float32) / 255.0
-        ir_crop = ir[top:top + size, left:left + size].astype(np.float32) / 255.0
+    def _sample_one(self, index: int, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if bool(torch.rand(1, generator=gen) < self.config.context_fraction):
+            vis, ir = self.context[index]
+        else:
+            vis, ir = self._crop(self.images[index], gen)
+        vis_crop = vis.astype(np.float32) / 255.0
+        ir_crop = ir.astype(np.float32) / 255.0
         if bool(torch.rand(1, generator=gen) < 0.5):
             vis_crop, ir_crop = vis_crop[:, ::-1], ir_crop[:, ::-1]
         vis_crop = photometric(vis_crop, self.config.photometric, gen)
         return np.ascontiguousarray(luminance(vis_crop)), np.ascontiguousarray(ir_crop)
+
+    def _crop(self, image: PairedImage, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A random crop_size crop (uint8); images smaller than a crop are upscaled to fit one."""
+        size = self.config.crop_size
+        height, width = image.ir.shape
+        vis, ir = image.vis, image.ir
+        if height < size or width < size:
+            scale = size / min(height, width)
+            new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
+            vis, ir = resize(vis, new_width, new_height), resize(ir, new_width, new_height)
+            height, width = ir.shape
+        top = int(torch.randint(0, height - size + 1, (1,), generator=gen))
+        left = int(torch.randint(0, width - size + 1, (1,), generator=gen))
+        return vis[top:top + size, left:left + size], ir[top:top + size, left:left + size]
 
 
 def centre_crop(image: PairedImage, max_side: int) -> PairedImage:

@@ -1,12 +1,23 @@
-"""Training losses: SSIM, gradients, and the stage-1 / stage-2 objectives (DESIGN.md §1)."""
+"""Training losses: SSIM, gradients, and the objectives of stage 1, the pseudo-IR stage and the fusion stage."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from mnm_core.model.jsrl import MODALITIES, JsrlOutput
-from mnm_core.model.vgii import FastPathOutput
+
+
+@dataclass
+class PseudoIrOutput:
+    """What the pseudo-IR stage's loss needs of one forward pass (all B×·×H×W, fp32)."""
+
+    coeffs_pir: torch.Tensor
+    pseudo_ir: torch.Tensor
+    vis_recon: torch.Tensor
+    """D ⋆ REN(y): keeps the visible coefficients a faithful code of the image."""
 
 _SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -31,11 +42,16 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11) -> torch.Tensor:
     return (num / den).mean()
 
 
-def gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
-    """|∂x| + |∂y| by Sobel filters, replicate border, B×1×H×W."""
+def sobel(image: torch.Tensor) -> torch.Tensor:
+    """(∂x, ∂y) by Sobel filters, replicate border: B×1×H×W → B×2×H×W."""
     kx = _SOBEL.to(image)[None, None]
     padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(padded, kx).abs() + F.conv2d(padded, kx.transpose(-1, -2)).abs()
+    return F.conv2d(padded, torch.cat([kx, kx.transpose(-1, -2)]))
+
+
+def gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
+    """|∂x| + |∂y| by Sobel filters, replicate border, B×1×H×W."""
+    return sobel(image).abs().sum(dim=1, keepdim=True)
 
 
 def jsrl_loss(output: JsrlOutput, vis: torch.Tensor, ir: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -46,23 +62,34 @@ def jsrl_loss(output: JsrlOutput, vis: torch.Tensor, ir: torch.Tensor) -> dict[s
     return terms
 
 
-def vgii_loss(out: FastPathOutput, vis: torch.Tensor, ir: torch.Tensor, teacher_ir: torch.Tensor | None,
-              vis_recon: torch.Tensor, weights: dict[str, float]) -> dict[str, torch.Tensor]:
-    """Stage 2: teacher coefficients, pseudo-IR pixel + SSIM, and the unsupervised fusion loss.
+def pseudo_ir_loss(out: PseudoIrOutput, vis: torch.Tensor, ir: torch.Tensor, teacher_ir: torch.Tensor | None,
+                   weights: dict[str, float]) -> dict[str, torch.Tensor]:
+    """Pseudo-IR stage: what the official code trains the pseudo-IR network with, and nothing of fusion.
 
-    `weights` maps w_coeff, w_recon, w_pixel, w_ssim, w_intensity, w_gradient, w_fusion_ssim to floats;
-    `vis_recon` is D ⋆ REN(y). The coefficient loss is relative to the teacher's energy, so it does not
-    depend on the scale of the dictionary.
+    `weights` maps w_coeff, w_recon, w_pixel, w_warm, w_ssim, w_ir_gradient to floats. The pixel L1 is
+    weighted by 1 + w_warm·IR, so warm objects count more than the large, cool background a flat output
+    would match; the gradient term asks for the IR's edges, not a blur.
+    The coefficient loss is relative to the teacher's energy, independent of the dictionary's scale.
     """
     terms: dict[str, torch.Tensor] = {}
     if teacher_ir is not None and weights["w_coeff"] > 0:
         terms["coeff"] = (out.coeffs_pir - teacher_ir).pow(2).mean() / teacher_ir.pow(2).mean().clamp_min(1e-8)
-    terms["recon"] = (vis_recon - vis).abs().mean()
-    terms["pixel"] = (out.pseudo_ir - ir).abs().mean()
+    terms["recon"] = (out.vis_recon - vis).abs().mean()
+    terms["pixel"] = ((out.pseudo_ir - ir).abs() * (1.0 + weights["w_warm"] * ir)).mean()
     terms["ssim"] = 1.0 - ssim(out.pseudo_ir, ir)
-    terms["intensity"] = (out.fused_y - torch.maximum(vis, ir)).abs().mean()
+    terms["ir_gradient"] = (sobel(out.pseudo_ir) - sobel(ir)).abs().mean()
+    terms["total"] = sum(weights[f"w_{name}"] * value for name, value in terms.items())
+    return terms
+
+
+def fusion_loss(fused_y: torch.Tensor, vis: torch.Tensor, ir: torch.Tensor,
+                weights: dict[str, float]) -> dict[str, torch.Tensor]:
+    """Fusion stage, unsupervised: intensity toward max(vis, IR), gradient toward the larger source
+    gradient, SSIM to both sources. `weights` maps w_intensity, w_gradient, w_fusion_ssim to floats."""
+    terms: dict[str, torch.Tensor] = {}
+    terms["intensity"] = (fused_y - torch.maximum(vis, ir)).abs().mean()
     target_grad = torch.maximum(gradient_magnitude(vis), gradient_magnitude(ir))
-    terms["gradient"] = (gradient_magnitude(out.fused_y) - target_grad).abs().mean()
-    terms["fusion_ssim"] = 1.0 - 0.5 * (ssim(out.fused_y, vis) + ssim(out.fused_y, ir))
+    terms["gradient"] = (gradient_magnitude(fused_y) - target_grad).abs().mean()
+    terms["fusion_ssim"] = 1.0 - 0.5 * (ssim(fused_y, vis) + ssim(fused_y, ir))
     terms["total"] = sum(weights[f"w_{name}"] * value for name, value in terms.items())
     return terms

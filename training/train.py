@@ -1,6 +1,8 @@
 """Train both stages of the method: `python training/train.py --config training/configs/<name>.yaml`.
 
-    --stage jsrl|dict|vgii|all   which stage(s) to run (all = jsrl → dict → vgii, skipping finished ones)
+    --stage jsrl|dict|vgii|fusion|all
+                                 which stage(s) to run (all = jsrl → dict → vgii → fusion, skipping finished
+                                 ones; jsrl and dict are skipped when train.init_from gives the dictionary)
     --resume                     continue from the run folder's last state (after Ctrl-C or a kill)
     --seed N                     override train.seed
 
@@ -50,7 +52,7 @@ def load_config(path: str | Path, seed: int | None = None) -> tuple[TrainConfig,
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="training YAML (train:, data:, text: sections)")
-    parser.add_argument("--stage", choices=["jsrl", "dict", "vgii", "all"], default="all")
+    parser.add_argument("--stage", choices=["jsrl", "dict", "vgii", "fusion", "all"], default="all")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's saved state")
     parser.add_argument("--seed", type=int, default=None, help="override train.seed")
     parser.add_argument("--out-dir", default=None, help="override train.out_dir")
@@ -80,26 +82,41 @@ def prepare_out_dir(out_dir: Path, resume: bool, stage: str) -> None:
                           "or choose another train.out_dir / --out-dir")
 
 
+def _per_set(images: list, limit: int) -> list:
+    """At most `limit` images of each set, spread over the set (every n-th), in order."""
+    by_set: dict[str, list] = {}
+    for image in images:
+        by_set.setdefault(image.set_name, []).append(image)
+    chosen = []
+    for members in by_set.values():
+        step = max(1, len(members) // limit) if limit > 0 else 1
+        chosen.extend(members[::step][:limit] if limit > 0 else members)
+    return chosen
+
+
 def run(args: argparse.Namespace) -> int:
     from mnm_core.config import preset
-    from training.data import CropSampler, centre_crop, load_sets, resolve_root
+    from training.data import CropSampler, centre_crop, load_sets, resolve_root, split_holdout
     from training.logging_utils import RunLogger, StopFlag
-    from training.stages import RunContext, TrainingStoppedError, run_dict, run_jsrl, run_vgii
+    from training.stages import RunContext, TrainingStoppedError, run_dict, run_fusion, run_jsrl, run_vgii
 
     train, data, text = load_config(args.config, args.seed)
     if args.out_dir:
         train = dataclasses.replace(train, out_dir=args.out_dir)
     preset(train.preset)  # fail early on an unknown preset
-    if train.export_path and not Path(train.export_path).is_absolute():
-        train = dataclasses.replace(train, export_path=str(REPO_ROOT / train.export_path))
+    for key in ("export_path", "init_from"):  # relative paths are relative to the repository root
+        value = getattr(train, key)
+        if value and not Path(value).is_absolute():
+            train = dataclasses.replace(train, **{key: str(REPO_ROOT / value)})
     out_dir = Path(train.out_dir) if Path(train.out_dir).is_absolute() else REPO_ROOT / train.out_dir
     rank, world, device = init_distributed()
     if rank == 0:
         prepare_out_dir(out_dir, args.resume, args.stage)
     root = resolve_root(data, REPO_ROOT)
-    images = load_sets(root, data.train_sets, data.layout)
-    val_images = [centre_crop(im, data.val_max_side)
-                  for im in load_sets(root, (data.val_set,), data.layout, limit=data.val_images)]
+    images, held_out = split_holdout(load_sets(root, data.train_sets, data.layout), data.val_every)
+    if data.val_set:
+        held_out = load_sets(root, (data.val_set,), data.layout)
+    val_images = [centre_crop(im, data.val_max_side) for im in _per_set(held_out, data.val_images)]
     stop = StopFlag()
     stop.install()
     logger = RunLogger(out_dir, enabled=rank == 0)
@@ -109,14 +126,16 @@ def run(args: argparse.Namespace) -> int:
                                   "data": dataclasses.asdict(data), "text": dataclasses.asdict(text)})
     ctx = RunContext(train, data, text, out_dir, CropSampler(images, data), val_images, logger, stop, device,
                      rank, world, args.stop_after)
-    stages = ["jsrl", "dict", "vgii"] if args.stage == "all" else [args.stage]
+    stages = ["jsrl", "dict", "vgii", "fusion"] if args.stage == "all" else [args.stage]
+    if args.stage == "all" and train.init_from:
+        stages = ["vgii", "fusion"]
     products = {"jsrl": out_dir / "jsrl.safetensors", "dict": out_dir / "dictionary.safetensors"}
     try:
         for stage in stages:
             if args.stage == "all" and stage in products and products[stage].is_file():
                 LOGGER.info("stage %s already done (%s)", stage, products[stage])
                 continue
-            {"jsrl": run_jsrl, "dict": run_dict, "vgii": run_vgii}[stage](ctx)
+            {"jsrl": run_jsrl, "dict": run_dict, "vgii": run_vgii, "fusion": run_fusion}[stage](ctx)
             if world > 1:
                 dist.barrier()
     except TrainingStoppedError as exc:

@@ -1,4 +1,11 @@
-"""Cheap per-epoch validation of the stage-2 model with the project's metrics (mnm_core.metrics)."""
+"""Per-epoch validation of the stage-2 model on the held-out split, with the project's metrics.
+
+Scores are averaged per scene group (day, night) and overall. The selection score weights the
+warm-object AUC over SSIM, and day and night equally, because SSIM alone rewards a flat, dark
+pseudo-IR on night scenes (DESIGN.md §5):
+
+    val_score = mean over groups of (2·hotspot_auc + pseudo_ir_ssim) / 3
+"""
 
 from __future__ import annotations
 
@@ -6,43 +13,71 @@ import numpy as np
 import torch
 
 from mnm_core.colour import rgb_to_ycbcr, ycbcr_to_rgb
-from mnm_core.metrics import fusion_metrics, pseudo_ir_scores
+from mnm_core.metrics import fusion_metrics, hotspot_auc, pseudo_ir_scores, trivial_guess_aucs
 from mnm_core.model import VgiiModel
 from mnm_core.pipeline import to_uint8
 from training.data import PairedImage
 
+NIGHT_MEAN_Y = 0.25
+"""A validation image whose mean visible luminance is below this counts as a night scene."""
 
-@torch.no_grad()
-def validate(model: VgiiModel, images: list[PairedImage],
-             text_features: torch.Tensor | None) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """Mean VIFB metrics of the colour fused image and pseudo-IR PSNR/SSIM over `images`.
 
-    `visible_y_ssim` is the SSIM of the trivial guess (the visible Y itself) to the real IR, for scale.
+def scene_group(y: np.ndarray) -> str:
+    """'night' or 'day' from the visible luminance (H×W in [0, 1]); works for every data set alike."""
+    return "night" if float(y.mean()) < NIGHT_MEAN_Y else "day"
 
-    Images must already be cropped to multiples of 8 (data.centre_crop). Returns the scores and, for
-    the first four images, grid rows (visible Y, pseudo-IR, real IR, fused Y) for TensorBoard.
-    """
+
+def selection_score(scores: dict[str, float]) -> float:
+    """val_score from grouped scores: day and night count equally, AUC twice as much as SSIM."""
+    groups = [g for g in ("day", "night") if f"{g}/hotspot_auc" in scores]
+    return float(np.mean([(2 * scores[f"{g}/hotspot_auc"] + scores[f"{g}/pseudo_ir_ssim"]) / 3 for g in groups]))
+
+
+def _image_scores(model: VgiiModel, image: PairedImage, feature: torch.Tensor | None,
+                  with_fusion: bool) -> tuple[dict[str, float], tuple[torch.Tensor, ...], str]:
     device = model.dictionary.device
-    totals: dict[str, list[float]] = {}
-    rows: list[list[torch.Tensor]] = [[], [], [], []]
-    for i, image in enumerate(images):
-        ycbcr = rgb_to_ycbcr(image.vis.astype(np.float32) / 255.0)
-        y = torch.from_numpy(np.ascontiguousarray(ycbcr[..., 0]))[None, None].to(device)
-        if text_features is None:
-            gamma, beta = model.identity_modulation(1)
-        else:
-            gamma, beta = model.modulation(text_features[i:i + 1].to(device))
-        pseudo_ir, fused_y = model(y, gamma, beta)
+    ycbcr = rgb_to_ycbcr(image.vis.astype(np.float32) / 255.0)
+    y = torch.from_numpy(np.ascontiguousarray(ycbcr[..., 0]))[None, None].to(device)
+    gamma, beta = model.identity_modulation(1) if feature is None else model.modulation(feature.to(device))
+    pseudo_ir, fused_y = model(y, gamma, beta)
+    pseudo_u8, y_u8 = to_uint8(pseudo_ir[0, 0].cpu().numpy()), to_uint8(ycbcr[..., 0])
+    scores = pseudo_ir_scores(pseudo_u8, image.ir)
+    scores["hotspot_auc"] = hotspot_auc(pseudo_u8, image.ir)
+    scores.update(trivial_guess_aucs(image.vis, image.ir))
+    scores["visible_y_ssim"] = pseudo_ir_scores(y_u8, image.ir)["pseudo_ir_ssim"]
+    scores["inv_visible_y_ssim"] = pseudo_ir_scores(255 - y_u8, image.ir)["pseudo_ir_ssim"]
+    if with_fusion:
         fused = ycbcr.copy()
         fused[..., 0] = fused_y[0, 0].cpu().numpy()
-        scores = fusion_metrics(image.vis, image.ir, to_uint8(ycbcr_to_rgb(fused)))
-        scores.update(pseudo_ir_scores(to_uint8(pseudo_ir[0, 0].cpu().numpy()), image.ir))
-        scores["visible_y_ssim"] = pseudo_ir_scores(to_uint8(ycbcr[..., 0]), image.ir)["pseudo_ir_ssim"]
+        scores.update(fusion_metrics(image.vis, image.ir, to_uint8(ycbcr_to_rgb(fused))))
+    ir = torch.from_numpy(image.ir.astype(np.float32) / 255.0)[None, None]
+    return scores, (y.cpu(), pseudo_ir.cpu(), ir, fused_y.cpu()), scene_group(ycbcr[..., 0])
+
+
+@torch.no_grad()
+def validate(model: VgiiModel, images: list[PairedImage], text_features: torch.Tensor | None,
+             with_fusion: bool = True) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Mean scores over `images`, overall and per group ('day/…', 'night/…'), plus `val_score`.
+
+    Pseudo-IR PSNR/SSIM and hotspot_auc, the same for the two trivial guesses (visible Y and 1 − Y),
+    and with `with_fusion` the six VIFB metrics of the colour fused image. Images must already be
+    cropped to multiples of 8 (data.centre_crop). Also returns, for the first four images of the first
+    image's size, grid rows (visible Y, pseudo-IR, real IR, fused Y) for TensorBoard.
+    """
+    per_group: dict[str, dict[str, list[float]]] = {"all": {}, "day": {}, "night": {}}
+    rows: list[list[torch.Tensor]] = [[], [], [], []]
+    for i, image in enumerate(images):
+        feature = None if text_features is None else text_features[i:i + 1]
+        scores, tensors, group = _image_scores(model, image, feature, with_fusion)
         for name, value in scores.items():
-            totals.setdefault(name, []).append(value)
-        if i < 4 and image.ir.shape == images[0].ir.shape:
-            ir = torch.from_numpy(image.ir.astype(np.float32) / 255.0)[None, None]
-            for row, tensor in zip(rows, (y, pseudo_ir, ir, fused_y)):
-                row.append(tensor.cpu())
-    scores = {name: float(np.nanmean(values)) for name, values in totals.items()}
-    return scores, [torch.cat(row) for row in rows if row]
+            for key in ("all", group):
+                per_group[key].setdefault(name, []).append(value)
+        if len(rows[0]) < 4 and image.ir.shape == images[0].ir.shape:
+            for row, tensor in zip(rows, tensors):
+                row.append(tensor)
+    result: dict[str, float] = {}
+    for group, totals in per_group.items():
+        prefix = "" if group == "all" else f"{group}/"
+        result.update({prefix + name: float(np.nanmean(values)) for name, values in totals.items()})
+    result["val_score"] = selection_score(result)
+    return result, [torch.cat(row) for row in rows if row]

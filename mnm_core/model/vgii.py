@@ -82,17 +82,24 @@ class Gate(nn.Module):
 
 
 class ModulationHead(nn.Module):
-    """Φ: text feature → per-atom vector, `identity` + MLP with a zero-initialised last layer."""
+    """Φ: text feature → per-atom vector, identity + b·tanh(MLP/b), the MLP's last layer zero-initialised.
 
-    def __init__(self, text_dim: int, hidden: int, n_atoms: int, identity: float) -> None:
+    The bound b keeps the language modulation a correction, whatever the text: a prompt far from the
+    training prompts (a portrait, an indoor scene) gives a standardised feature far outside the training
+    range, and an unbounded head then drives every coefficient to the same extreme (a flat frame). Near
+    the identity, b·tanh(x/b) ≈ x, so the bound changes nothing for in-range features.
+    """
+
+    def __init__(self, text_dim: int, hidden: int, n_atoms: int, identity: float, bound: float) -> None:
         super().__init__()
         self.identity = identity
+        self.bound = bound
         self.mlp = nn.Sequential(nn.Linear(text_dim, hidden), nn.GELU(), nn.Linear(hidden, n_atoms))
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.identity + self.mlp(feature)
+        return self.identity + self.bound * torch.tanh(self.mlp(feature) / self.bound)
 
 
 @dataclass
@@ -117,8 +124,9 @@ class VgiiModel(nn.Module):
         self.rin = Rin(config.n_atoms, config.widths)
         self.gate = Gate(config.n_atoms, config.gate_width)
         self.tail = TailNet(config.tail_width)
-        self.gamma_head = ModulationHead(config.text_dim, config.text_hidden, config.n_atoms, 1.0)
-        self.beta_head = ModulationHead(config.text_dim, config.text_hidden, config.n_atoms, 0.0)
+        bound = config.modulation_bound
+        self.gamma_head = ModulationHead(config.text_dim, config.text_hidden, config.n_atoms, 1.0, bound)
+        self.beta_head = ModulationHead(config.text_dim, config.text_hidden, config.n_atoms, 0.0, bound)
         self.register_buffer("dictionary", torch.zeros(config.n_atoms, k, k))
         self.register_buffer("lista_scale", torch.ones(()))
         self.register_buffer("text_mean", torch.zeros(config.text_dim))
@@ -138,13 +146,18 @@ class VgiiModel(nn.Module):
     def visible_coeffs(self, y: torch.Tensor) -> torch.Tensor:
         return self.ren(y, self.dictionary, self.lista_scale)
 
-    def fast_path(self, y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> FastPathOutput:
-        """y B×1×H×W in [0, 1] (H, W multiples of 8); γ, β B×K."""
+    def pseudo_ir_path(self, y: torch.Tensor, gamma: torch.Tensor,
+                       beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(S̃_vis, S_pir¹, I_pir): the fast path up to the pseudo-IR, without the fusion gate."""
         coeffs_vis = self.visible_coeffs(y)
         modulated = gamma[:, :, None, None] * coeffs_vis + beta[:, :, None, None]
         coeffs_pir = self.rin(modulated)
+        return coeffs_vis, coeffs_pir, self.tail(coeffs_pir, self.dictionary)
+
+    def fast_path(self, y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> FastPathOutput:
+        """y B×1×H×W in [0, 1] (H, W multiples of 8); γ, β B×K."""
+        coeffs_vis, coeffs_pir, pseudo_ir = self.pseudo_ir_path(y, gamma, beta)
         weight_vis, weight_pir = self.gate(coeffs_vis, coeffs_pir)
-        pseudo_ir = self.tail(coeffs_pir, self.dictionary)
         fused_y = self.tail(weight_vis * coeffs_vis + weight_pir * coeffs_pir, self.dictionary)
         return FastPathOutput(coeffs_vis, coeffs_pir, weight_vis, pseudo_ir, fused_y)
 
