@@ -1,10 +1,11 @@
 """Folders of aligned infrared–visible pairs: `DIR/vis/NAME.ext` + `DIR/ir/NAME.ext` (layout of ../shared/data).
 
 Listing and loading are separate, so that a problem with one pair (missing partner, unreadable file,
-sizes that differ) is reported for that pair and the others go on. Loaded images are uint8:
-- vis: H×W×3 RGB, or H×W where the file is gray or stores three equal channels (treated as gray);
-- ir: H×W; three equal channels are collapsed, other colour IR goes through MATLAB `rgb2gray`;
-  16-bit IR (e.g. radiometric PNG) is min–max rescaled to 0..255, with a note.
+sizes that differ) is reported for that pair and the others go on. Files are decoded by mnm_core.frames,
+the node's own ingest (16-bit images stretched to 8 bits with a note, alpha dropped, three equal
+channels gray), so a folder gives the pixels the live node would see. Loaded images are uint8:
+- vis: H×W×3 RGB, or H×W (gray);
+- ir: H×W; colour IR goes through MATLAB `rgb2gray`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mnm_core.errors import DataError
+from mnm_core.frames import Frame, FrameError, decode_to_frame
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,50 +54,37 @@ class LoadedPair:
     notes: list[str] = field(default_factory=list)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as stored: uint8 or uint16, H×W or H×W×3 in RGB order (alpha dropped).
+def read_frame(path: str | Path) -> Frame:
+    """An image file as a Frame, decoded by mnm_core.frames as the node decodes a CompressedImage.
 
-    Raises DataError naming the file when it cannot be read or decoded, or has an unsupported type.
+    Raises DataError naming the file when it cannot be read or decoded, or is smaller than 2×2.
     """
-    import cv2
-
     path = Path(path)
     try:
         raw = np.fromfile(path, dtype=np.uint8)  # cv2.imread fails silently on some paths; imdecode does not
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
-    if image is None:
-        raise DataError(f"{path}: not a readable image (empty, truncated or unknown format)")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise DataError(f"{path}: unsupported pixel type {image.dtype}; use 8- or 16-bit images")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, 2::-1]  # BGRA → RGB
-    elif image.ndim == 3 and image.shape[2] == 3:
-        image = image[:, :, ::-1]  # BGR → RGB
-    elif image.ndim != 2:
-        raise DataError(f"{path}: unsupported image shape {image.shape}")
-    if image.shape[0] < 2 or image.shape[1] < 2:
-        raise DataError(f"{path}: image is {image.shape[0]}×{image.shape[1]}; need at least 2×2 pixels")
-    return np.ascontiguousarray(image)
+    try:
+        frame = decode_to_frame(raw)
+    except FrameError as exc:
+        raise DataError(f"{path}: not a readable image ({exc})") from exc
+    if min(frame.image.shape[:2]) < 2:
+        raise DataError(f"{path}: image is {frame.image.shape[0]}×{frame.image.shape[1]}; need at least 2×2 pixels")
+    return frame
 
 
-def to_uint8(image: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """uint8 unchanged; uint16 min–max rescaled to 0..255 (rounded). Returns the image and a note or None."""
-    if image.dtype == np.uint8:
-        return image, None
-    low, high = int(image.min()), int(image.max())
-    scale = 255.0 / (high - low) if high > low else 0.0
-    converted = np.floor((image.astype(np.float64) - low) * scale + 0.5).astype(np.uint8)
-    return converted, f"16-bit image rescaled to 8 bits (values {low}..{high} → 0..255)"
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as stored, for scoring: uint8 H×W×3 RGB or H×W gray as the file has it (`read_frame`:
+    16-bit stretched, alpha dropped)."""
+    return read_frame(path).stored_rgb()
 
 
-def is_equal_channel(image: np.ndarray) -> bool:
-    """True for an H×W×3 image whose three channels are identical (a gray image stored as colour)."""
-    return image.ndim == 3 and bool(np.array_equal(image[..., 0], image[..., 1])) and bool(
-        np.array_equal(image[..., 1], image[..., 2]))
+def stretch_note(frame: Frame) -> str | None:
+    """A note saying how a 16-bit image was brought to 8 bits; None for 8-bit images."""
+    if frame.stretch is None:
+        return None
+    low, high = frame.stretch
+    return f"16-bit image stretched to 8 bits (values {low}..{high} → 0..255)"
 
 
 def _index(folder: Path) -> tuple[dict[str, Path], list[Skipped]]:
@@ -146,27 +135,22 @@ def load_pair(pair: Pair) -> LoadedPair:
     from mnm_core.metrics import rgb2gray
 
     notes = []
-    vis, note = to_uint8(read_image(pair.vis_path))
-    if note:
-        notes.append(f"vis: {note}")
-    if is_equal_channel(vis):
-        vis = np.ascontiguousarray(vis[..., 0])
+    frames = {"vis": read_frame(pair.vis_path), "ir": read_frame(pair.ir_path)}
+    for name, frame in frames.items():
+        note = stretch_note(frame)
+        if note:
+            notes.append(f"{name}: {note}")
+    vis, ir = frames["vis"].rgb(), frames["ir"].rgb()
     if vis.ndim == 2:
         notes.append("vis: gray image, fused as gray")
-    ir, note = to_uint8(read_image(pair.ir_path))
-    if note:
-        notes.append(f"ir: {note}")
     if ir.ndim == 3:
-        if is_equal_channel(ir):
-            ir = np.ascontiguousarray(ir[..., 0])
-        else:
-            ir = rgb2gray(ir)
-            notes.append("ir: colour infrared image converted to gray (rgb2gray)")
+        ir = rgb2gray(ir)
+        notes.append("ir: colour infrared image converted to gray (rgb2gray)")
     if vis.shape[:2] != ir.shape[:2]:
         raise DataError(f"{pair.name}: sizes differ, vis/{pair.vis_path.name} is {vis.shape[1]}×{vis.shape[0]} "
                         f"but ir/{pair.ir_path.name} is {ir.shape[1]}×{ir.shape[0]} (W×H); pairs must be aligned")
     return LoadedPair(pair.name, vis, ir, notes)
 
 
-__all__ = ["IMAGE_SUFFIXES", "LoadedPair", "Pair", "Skipped", "find_pairs", "is_equal_channel", "load_pair",
-           "read_image", "to_uint8"]
+__all__ = ["IMAGE_SUFFIXES", "LoadedPair", "Pair", "Skipped", "find_pairs", "load_pair", "read_frame", "read_image",
+           "stretch_note"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -18,12 +17,10 @@ from mnm_core.backends import InferenceBackend
 from mnm_core.colour import crop_to, pad_to_multiple, rgb_to_ycbcr, ycbcr_to_rgb
 from mnm_core.config import PipelineConfig, TextConfig
 from mnm_core.errors import ConfigError, InputError
+from mnm_core.frames import LAYOUTS, Layout
 from mnm_core.modulation import Modulation, ModulationSource
 
 LOGGER = logging.getLogger(__name__)
-
-Layout = Literal["rgb", "bgr", "gray"]
-LAYOUTS: tuple[str, ...] = ("rgb", "bgr", "gray")
 
 
 @dataclass

@@ -92,6 +92,8 @@ class FusionClient:
                                                     f"{self.namespace}/image", qos)
         self.results: dict[int, Received] = {}
         self.diagnostics: list[dict[str, str]] = []
+        self.statuses: list[tuple[int, str]] = []
+        """(level, message) of each of the node's diagnostics, in order (level 0 OK, 1 WARN, 2 ERROR)."""
         self._lock = threading.Lock()
         for output in ("pseudo_ir", "fused"):
             self.node.create_subscription(Image, f"{self.namespace}/{output}",
@@ -123,6 +125,7 @@ class FusionClient:
         if msg.status and msg.status[0].name.startswith(f"{self.namespace}/"):
             with self._lock:
                 self.diagnostics.append(diagnostics_values(msg))
+                self.statuses.append((ord(msg.status[0].level), msg.status[0].message))
 
     def wait_ready(self, timeout: float = 60.0, process: subprocess.Popen | None = None) -> bool:
         """Wait until the node publishes `fused` and reads our input; False on timeout or if `process` exits."""

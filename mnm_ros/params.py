@@ -34,6 +34,9 @@ class NodeConfig:
     """Seconds between /diagnostics messages."""
     autostart: bool = True
     """Configure and activate at start-up; false leaves the lifecycle transitions to a manager."""
+    max_frame_pixels: int = bounded(1920 * 1200, 64, 100_000_000)
+    """Largest input frame (width × height) processed; larger ones are rejected before decoding (inference needs
+    about 1.4 GB per megapixel with the small model)."""
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -54,6 +57,11 @@ class QosConfig:
 
 GROUPS: dict[str, type] = {"": NodeConfig, "qos.": QosConfig, "pipeline.": PipelineConfig, "text.": TextConfig}
 """Parameter-name prefix → dataclass."""
+
+READ_ONLY = frozenset({"pipeline.checkpoint", "pipeline.onnx_path", "pipeline.engine_cache_dir", "text.model_dir",
+                       "text.trust_remote_code", "text.url"})
+"""Parameters that choose what code, weights or servers the node trusts: set at start-up (command line, YAML,
+launch), never by a peer on the ROS graph (docs/ros.md, trust model)."""
 
 
 @functools.cache
@@ -94,7 +102,7 @@ def declare_parameters(node) -> None:
         bounds = field_bounds(cls, field)
         constraints = f"one of {list(allowed)}" if allowed else f"in {bounds}" if bounds else ""
         descriptor = ParameterDescriptor(name=name, description=field_docs(cls).get(field, ""),
-                                         additional_constraints=constraints)
+                                         additional_constraints=constraints, read_only=name in READ_ONLY)
         node.declare_parameter(name, default, descriptor)
     node.add_on_set_parameters_callback(functools.partial(validate_parameters, node))
 
@@ -150,5 +158,5 @@ def read_configs(node) -> tuple[NodeConfig, QosConfig, PipelineConfig, TextConfi
     return tuple(_group_values(node, prefix, cls) for prefix, cls in GROUPS.items())  # type: ignore[return-value]
 
 
-__all__ = ["GROUPS", "LAUNCH_ARGUMENTS", "NodeConfig", "QosConfig", "declare_parameters", "field_docs",
+__all__ = ["GROUPS", "LAUNCH_ARGUMENTS", "READ_ONLY", "NodeConfig", "QosConfig", "declare_parameters", "field_docs",
            "launch_overrides", "parameter_defaults", "read_configs", "validate_parameters"]

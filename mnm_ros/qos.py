@@ -2,7 +2,8 @@
 
 Fast DDS's default shared-memory segment is 512 KB; a bigger sample (640×480 rgb8 is 900 KB) falls back
 to fragmented UDP, where best-effort delivery loses most frames. `config/fastdds_large_data.xml`
-gives every participant a 16 MB shared-memory segment (UDP stays for discovery and other hosts).
+gives every participant a 64 MB shared-memory segment (UDP stays for discovery and other hosts): frames
+up to half of it (32 MB) arrive, which covers every encoding at the node's default max_frame_pixels.
 Fast DDS reads it from FASTDDS_DEFAULT_PROFILES_FILE, which must be set before the process starts
 its ROS context — in the environment of the camera driver and of this node.
 """

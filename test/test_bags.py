@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mnm_core.bags import BagReader, BagWriter, evaluate_bag, make_bag_from_pairs, make_bag_from_video, pair_by_stamp
-from mnm_core.bags.reader import decode_image, typestore
+from mnm_core.bags.reader import typestore
 from mnm_core.checkpoint import CheckpointInfo, save_checkpoint
 from mnm_core.cli import main
 from mnm_core.config import preset
@@ -273,28 +273,6 @@ def test_bag_folder_without_metadata(pairs: Path, tmp_path: Path) -> None:
     make_bag_from_pairs(pairs, tmp_path / "in", start_ns=START, progress=False)
     (tmp_path / "in" / "metadata.yaml").unlink()
     assert len(_read_all(tmp_path / "in")[VIS]) == 6
-
-
-def test_decode_image_encodings() -> None:
-    types = typestore()
-    image_cls = types.types["sensor_msgs/msg/Image"]
-    header = types.types["std_msgs/msg/Header"](stamp=types.types["builtin_interfaces/msg/Time"](sec=1, nanosec=2),
-                                                frame_id="x")
-    values = np.array([[0, 1000], [2000, 4000]], dtype=">u2")
-    msg = image_cls(header=header, height=2, width=2, encoding="mono16", is_bigendian=1, step=4,
-                    data=np.frombuffer(values.tobytes(), np.uint8))
-    image, layout = decode_image(msg)
-    assert layout == "gray" and image.tolist() == [[0, 64], [128, 255]]
-    bgra = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    padded = np.zeros((2, 16), np.uint8)
-    padded[:, :12] = bgra.reshape(2, 12)
-    msg = image_cls(header=header, height=2, width=3, encoding="bgra8", is_bigendian=0, step=16, data=padded.ravel())
-    image, layout = decode_image(msg)
-    assert layout == "bgr" and np.array_equal(image, bgra[:, :, :3])
-    msg = image_cls(header=header, height=2, width=2, encoding="32FC1", is_bigendian=0, step=8,
-                    data=np.zeros(16, np.uint8))
-    with pytest.raises(DataError, match="encoding '32FC1' is not supported"):
-        decode_image(msg)
 
 
 def test_make_bag_from_video(tmp_path: Path) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import statistics
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +21,17 @@ import pytest
 pytest.importorskip("rclpy", reason="needs rclpy (the ros-rclpy PyPI wheels or a sourced ROS 2)")
 pytestmark = pytest.mark.ros
 
+from mnm_core.frames import ENCODINGS, fused_output  # noqa: E402
 from mnm_ros.client import FusionClient, start_node, stop_node  # noqa: E402
-from mnm_ros.conversions import array_to_compressed, array_to_image, image_to_array, image_to_frame  # noqa: E402
+from mnm_ros.conversions import (  # noqa: E402
+    array_to_compressed,
+    array_to_image,
+    image_to_array,
+    image_to_frame,
+    to_byte_array,
+)
 from mnm_ros.qos import large_data_environment  # noqa: E402
+from test.test_frames import file_form, png_bomb, raw_bytes, stored_pixels  # noqa: E402
 
 OUTPUT_TIMEOUT_S = 60.0
 
@@ -151,21 +162,20 @@ def test_image_frames_come_back_fused(raw_client, fuser, encoding):
     assert pseudo_ir.encoding == "mono8"
     assert fused.encoding == {"yuv422": "rgb8"}.get(encoding, encoding)
     frame = image_to_frame(msg)  # the node's outputs are exactly the library's for this frame
-    expected = fuser.process(frame.array, frame.layout)
+    expected = fuser.process(frame.image, frame.layout)
     np.testing.assert_array_equal(image_to_array(pseudo_ir), expected.pseudo_ir)
     fused_values = image_to_array(fused)
+    np.testing.assert_array_equal(fused_values, fused_output(expected.fused, frame))
     if encoding == "rgba8":
         assert np.all(fused_values[:, :, 3] == 77), "alpha not carried over"
         fused_values = fused_values[:, :, :3]
     if encoding == "mono16":
-        fused_values = (fused_values >> 8).astype(np.uint8)
+        fused_values = (fused_values // 257).astype(np.uint8)
     compare = source[:, :, :3] if source.ndim == 3 else source
-    if encoding == "yuv422":
+    if encoding == "yuv422":  # gray through YUV: taken as gray, written back as rgb8 with equal channels
         compare = np.repeat(source[:, :, None], 3, axis=2)
     assert fused_values.shape == compare.shape
     assert np.any(fused_values != compare), "fused output equals the input"
-    if encoding not in ("rgba8", "mono16"):
-        np.testing.assert_array_equal(fused_values, expected.fused)
     assert np.isfinite(result.latency_ms)
 
 
@@ -184,6 +194,17 @@ def test_compressed_frames_come_back_fused(ros_env, node_params, logs):
         assert (result.fused.height, result.fused.width) == (48, 64)
         assert result.fused.header.frame_id == "cam_jpeg"
         assert np.any(image_to_array(result.fused) != bgr)
+
+        # a few hundred bytes announcing 10000×10000 (10⁸ pixels): refused from the header, nothing decoded
+        peak = _peak_rss_mb(process)
+        bomb = array_to_compressed(bgr, "png")
+        bomb.data = to_byte_array(np.frombuffer(png_bomb(10000, 10000), np.uint8))
+        for _ in range(3):
+            client.send(bomb)
+            time.sleep(0.1)
+        assert client.wait_for(lambda: _counter(client, "rejected_too_large") >= 1, 10.0), client.latest_diagnostics()
+        assert _send_and_wait(client, msg).fused.width == 64  # still serving
+        assert _peak_rss_mb(process) - peak < 100
     finally:
         client.close()
         assert stop_node(process) == 0, (logs / "comp.log").read_text()
@@ -241,6 +262,8 @@ def test_flood_drops_frames_and_latency_stays_bounded(raw_client):
     # the last outputs as fresh as the first ones (load spikes on a shared machine aside)
     last = [r.latency_ms for r in done[-(len(done) // 3):]]
     assert statistics.median(last) < flood_s * 1e3 / 4, last
+    # and the diagnostics say so, with the reason
+    assert any(level == 1 and "inference slower than the camera" in message for level, message in raw_client.statuses)
 
 
 def test_large_frames_arrive(raw_client):
@@ -277,6 +300,9 @@ def test_parameters_are_validated_on_set(raw_client):
         refused = set_string("pipeline.backend", "bogus")
         assert not refused.successful and "bogus" in refused.reason
         assert set_string("text.prompt_style", "simple").successful
+        # what code and weights the node loads is decided at start-up, not by any peer on the graph
+        refused = set_string("pipeline.checkpoint", "/tmp/someone_elses.safetensors")
+        assert not refused.successful and "read-only" in refused.reason
     finally:
         node.destroy_client(service)
 
@@ -317,3 +343,194 @@ def test_lifecycle_manager_drives_the_node_under_sim_time(ros_env, node_params, 
         client.node.destroy_client(service)
         client.close()
         assert stop_node(process) == 0, (logs / "lifecycle.log").read_text()
+
+
+def _peak_rss_mb(process) -> float:
+    """Peak resident memory of a process so far (VmHWM, MB)."""
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+
+
+def _message(encoding: str, pixels: np.ndarray):
+    """A sensor_msgs/Image holding `pixels` (as stored, see test_frames.stored_pixels) in `encoding`."""
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, is_bigendian=0,
+                step=pixels.shape[1] * ENCODINGS[encoding].bytes_per_pixel)
+    msg.data = to_byte_array(np.frombuffer(raw_bytes(pixels), np.uint8))
+    return msg
+
+
+def _as_rgb(values: np.ndarray, encoding: str) -> np.ndarray:
+    """An output image of `encoding` as 8-bit H×W×3 RGB (gray repeated, alpha dropped, 16-bit → 8-bit)."""
+    spec = ENCODINGS[encoding]
+    values = values // 257 if spec.bytes_per_channel == 2 else values
+    values = np.repeat(values[:, :, None], 3, axis=2) if values.ndim == 2 else values[:, :, :3]
+    return values[:, :, ::-1].astype(np.uint8) if spec.layout == "bgr" else values.astype(np.uint8)
+
+
+def test_node_bag_eval_and_folder_eval_give_identical_pixels(raw_client, checkpoint, tmp_path):
+    """Every supported encoding (the issue's mono16 counts included) through the live node, through
+    `mnm bag-eval` on a bag holding the same messages, and through `mnm eval` on the same pixels as files."""
+    import cv2
+
+    from mnm_core.bags import BagReader, BagWriter, evaluate_bag
+    from mnm_core.bags.reader import IMAGE_TYPE
+    from mnm_core.evaluation import evaluate
+
+    height, width = 24, 32
+    encodings = list(ENCODINGS)
+    pixels = {e: stored_pixels(e, seed=k, height=height, width=width) for k, e in enumerate(encodings)}
+    live = {e: _send_and_wait(raw_client, _message(e, pixels[e])) for e in encodings}
+
+    with BagWriter(tmp_path / "bag") as writer:
+        types = writer.types
+        writer.add_topic("/cam", IMAGE_TYPE)
+        for k, encoding in enumerate(encodings):
+            stamp = types.types["builtin_interfaces/msg/Time"](sec=1 + k, nanosec=0)
+            msg = types.types[IMAGE_TYPE](
+                header=types.types["std_msgs/msg/Header"](stamp=stamp, frame_id="cam"), height=height, width=width,
+                encoding=encoding, is_bigendian=0, step=width * ENCODINGS[encoding].bytes_per_pixel,
+                data=np.frombuffer(raw_bytes(pixels[encoding]), np.uint8))
+            writer.write("/cam", (1 + k) * 1_000_000_000, bytes(types.serialize_cdr(msg, IMAGE_TYPE)))
+    bag_eval = evaluate_bag(tmp_path / "bag", tmp_path / "bag_eval", "/cam", checkpoint=checkpoint, progress=False,
+                            report=False)
+    with BagReader(bag_eval.out_bag) as reader:
+        outputs: dict[str, list] = {"/mnm/pseudo_ir": [], "/mnm/fused": []}
+        for message in reader.messages(list(outputs)):
+            outputs[message.topic].append(reader.decode(message))
+
+    for encoding in encodings:
+        (tmp_path / "pairs" / "vis").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pairs" / "ir").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "pairs" / "vis" / f"{encoding}.png"), file_form(encoding, pixels[encoding]))
+        cv2.imwrite(str(tmp_path / "pairs" / "ir" / f"{encoding}.png"), np.zeros((height, width), np.uint8))
+    evaluate(tmp_path / "pairs", "model", tmp_path / "eval", checkpoint=checkpoint, baselines=False, progress=False,
+             report=False)
+
+    for k, encoding in enumerate(encodings):
+        node_ir = image_to_array(live[encoding].pseudo_ir)
+        node_fused = _as_rgb(image_to_array(live[encoding].fused), live[encoding].fused.encoding)
+        bag_ir, bag_fused = outputs["/mnm/pseudo_ir"][k], outputs["/mnm/fused"][k]
+        folder_ir = cv2.imread(str(tmp_path / "eval" / "pseudo_ir" / f"{encoding}.png"), cv2.IMREAD_UNCHANGED)
+        folder_fused = cv2.imread(str(tmp_path / "eval" / "fused" / f"{encoding}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(bag_ir.image, node_ir, err_msg=f"{encoding}: bag-eval pseudo-IR ≠ node")
+        np.testing.assert_array_equal(folder_ir, node_ir, err_msg=f"{encoding}: eval pseudo-IR ≠ node")
+        np.testing.assert_array_equal(_as_rgb(bag_fused.rgb(), "rgb8" if bag_fused.image.ndim == 3 else "mono8"),
+                                      node_fused, err_msg=f"{encoding}: bag-eval fused ≠ node")
+        folder_rgb = folder_fused if folder_fused.ndim == 2 else folder_fused[:, :, ::-1]
+        np.testing.assert_array_equal(_as_rgb(folder_rgb, "rgb8" if folder_rgb.ndim == 3 else "mono8"), node_fused,
+                                      err_msg=f"{encoding}: eval fused ≠ node")
+
+
+def test_oversized_frames_are_rejected_before_anything_is_allocated(raw_client, raw_node, logs):
+    """4000×3000 rgb8 (36 MB, the issue's case): it reaches the node through the shipped Fast DDS profile and
+    is refused from its header fields (max_frame_pixels), logged once, counted; memory does not follow."""
+    before = _fresh_diagnostics(raw_client)
+    peak = _peak_rss_mb(raw_node)
+    huge = array_to_image(np.zeros((3000, 4000, 3), np.uint8), "rgb8")
+    for _ in range(3):
+        raw_client.send(huge)
+        time.sleep(0.5)
+    assert raw_client.wait_for(lambda: _counter(raw_client, "rejected_too_large") > int(
+        before.get("rejected_too_large", 0)), 10.0), raw_client.latest_diagnostics()
+    assert _send_and_wait(raw_client, array_to_image(_scene(48, 64, seed=6), "rgb8")).fused.width == 64
+    assert _peak_rss_mb(raw_node) - peak < 300, "a refused frame must not reach inference"
+    assert (logs / "raw.log").read_text().count("4000×3000 frame has 12000000 pixels") == 1
+
+
+def test_frames_lost_in_transport_are_counted_and_said(raw_client, logs):
+    """A frame larger than the shared-memory segment never arrives; the middleware reports the loss, the node
+    counts it (frames_lost_in_transport), warns and says why in its diagnostics."""
+    before = _fresh_diagnostics(raw_client)
+    raw_client.send(array_to_image(np.zeros((5000, 5000, 3), np.uint8), "rgb8"))  # 75 MB > the 64 MB segment
+    time.sleep(0.5)
+    _send_and_wait(raw_client, array_to_image(_scene(48, 64, seed=7), "rgb8"))  # the gap shows with the next one
+    assert raw_client.wait_for(lambda: _counter(raw_client, "frames_lost_in_transport") > int(
+        before.get("frames_lost_in_transport", 0)), 10.0), raw_client.latest_diagnostics()
+    assert any("lost in transport" in message for level, message in raw_client.statuses if level == 1)
+    assert "input frames lost in transport" in (logs / "raw.log").read_text()
+
+
+class FailingPublisher:
+    """Wraps a publisher; its first `failures` publish calls raise."""
+
+    def __init__(self, publisher, failures: int) -> None:
+        self.publisher, self.failures = publisher, failures
+
+    def publish(self, msg) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("injected publish failure")
+        self.publisher.publish(msg)
+
+
+def test_a_failing_publisher_does_not_stop_the_node(ros_env, node_params, capfd):
+    """Publishing fails for two frames: each failure is counted, logged once as an error, and the next frame
+    is served (the node in this process, so the test can hand it a failing publisher)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from mnm_ros.fuse_node import FuseNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = FuseNode(context=context, namespace="/t_fail", parameter_overrides=[
+        Parameter(name, value=value) for name, value in {**node_params, "autostart": False}.items()])
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    client = FusionClient("/t_fail")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        fused = node._outputs["fused"]
+        node._outputs["fused"] = FailingPublisher(fused, failures=2)  # taken by the inference thread on activate
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        node._outputs["fused"] = fused
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        assert client.wait_ready(OUTPUT_TIMEOUT_S)
+        frames = [array_to_image(_scene(48, 64, seed=s), "rgb8") for s in range(3)]
+        stamps = []
+        for frame in frames:  # one at a time, so none is dropped by the one-slot buffer
+            stamps.append(client.send(frame))
+            assert client.wait_for(lambda: client.results[stamps[-1]].pseudo_ir is not None, OUTPUT_TIMEOUT_S)
+        assert [client.results[s].complete for s in stamps] == [False, False, True]
+        diagnostics = _fresh_diagnostics(client)
+        assert (diagnostics["failed_publish"], diagnostics["frames_failed"], diagnostics["frames_processed"]) == (
+            "2", "2", "1")
+    finally:
+        client.close()
+        executor.shutdown(timeout_sec=2.0)
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    err = capfd.readouterr().err
+    assert err.count("a frame failed in publish") == 1 and "injected publish failure" in err
+    assert "[ERROR]" in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_long_inference_stops_at_once(ros_env, logs):
+    """SIGINT while the shipped small model infers a 960×720 frame on the CPU (seconds): the node exits
+    within ~1 s, with code 0 and without "terminate called without an active exception"."""
+    log = logs / "ctrl_c.log"
+    process = start_node("/t_stop", {"pipeline.backend": "torch", "text.encoder": "none"}, ros_env, log)
+    client = FusionClient("/t_stop")
+    try:
+        assert client.wait_ready(OUTPUT_TIMEOUT_S, process), log.read_text()
+        client.send(array_to_image(_scene(720, 960, seed=8), "rgb8"))
+        assert client.wait_for(lambda: int(client.latest_diagnostics().get("frames_received", 0)) >= 1, 30.0)
+        assert client.latest_diagnostics()["frames_processed"] == "0", "the inference must still be running"
+        start = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30.0)
+        elapsed = time.monotonic() - start
+    finally:
+        client.close()
+        stop_node(process)
+    text = log.read_text()
+    assert code == 0 and "terminate called" not in text, text
+    assert elapsed < 3.0, f"took {elapsed:.1f} s to stop"
+    assert "an inference is still running" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from mnm_core.config import PipelineConfig, TextConfig
 from mnm_ros.frame_slot import FrameSlot
+from test.test_frames import png_bomb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +61,7 @@ def test_colour_images_are_viewed_as_is(encoding, layout):
     values = _rgb()
     frame = image_to_frame(array_to_image(values, encoding))
     assert frame.layout == layout and frame.output_encoding == encoding
-    np.testing.assert_array_equal(frame.array, values)
+    np.testing.assert_array_equal(frame.image, values)
 
 
 def test_padded_rows_and_alpha():
@@ -70,24 +72,27 @@ def test_padded_rows_and_alpha():
     msg.step = 36
     frame = image_to_frame(msg)
     assert frame.layout == "bgr"
-    np.testing.assert_array_equal(frame.array, values[:, :, :3])
-    out = fused_to_image(frame.array.copy(), frame)
+    np.testing.assert_array_equal(frame.image, values[:, :, :3])
+    out = fused_to_image(frame.image.copy(), frame)
     assert out.encoding == "bgra8"
     np.testing.assert_array_equal(image_to_array(out), values)
 
 
 @pytest.mark.parametrize("bigendian", [False, True])
-def test_mono16_is_scaled_to_eight_bits_and_back(bigendian):
-    values = np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000
+def test_mono16_follows_the_core_policy_and_goes_back_as_mono16(bigendian):
+    from mnm_core.frames import to_eight_bit
+
+    values = 3000 + np.arange(48, dtype=np.uint16).reshape(6, 8) * 7  # thermal counts in a narrow band
     msg = array_to_image(values, "mono16")
     if bigendian:
         msg.data = values.astype(">u2").tobytes()
         msg.is_bigendian = 1
     frame = image_to_frame(msg)
-    np.testing.assert_array_equal(frame.array, (values >> 8).astype(np.uint8))
-    out = fused_to_image(frame.array, frame)
+    np.testing.assert_array_equal(frame.image, to_eight_bit(values)[0])
+    assert frame.image.min() == 0 and frame.image.max() == 255
+    out = fused_to_image(frame.image, frame)
     assert out.encoding == "mono16"
-    np.testing.assert_array_equal(image_to_array(out), frame.array.astype(np.uint16) * 257)
+    np.testing.assert_array_equal(image_to_array(out), frame.image.astype(np.uint16) * 257)
 
 
 @pytest.mark.parametrize(("encoding", "code"), [("yuv422", "COLOR_YUV2RGB_UYVY"), ("yuyv", "COLOR_YUV2RGB_YUYV")])
@@ -99,14 +104,14 @@ def test_yuv422_is_converted_to_rgb(encoding, code):
     msg.encoding, msg.width = encoding, 8
     frame = image_to_frame(msg)
     assert frame.layout == "rgb" and frame.output_encoding == "rgb8"
-    np.testing.assert_array_equal(frame.array, cv2.cvtColor(packed.reshape(6, 8, 2), getattr(cv2, code)))
+    np.testing.assert_array_equal(frame.image, cv2.cvtColor(packed.reshape(6, 8, 2), getattr(cv2, code)))
 
 
 def test_compressed_round_trip():
     values = _rgb(16, 16)
     frame = compressed_to_frame(array_to_compressed(values, "png"))
     assert frame.layout == "bgr" and frame.output_encoding == "bgr8"
-    np.testing.assert_array_equal(frame.array, values)
+    np.testing.assert_array_equal(frame.image, values)
     gray = compressed_to_frame(array_to_compressed(values[:, :, 0], "png"))
     assert gray.layout == "gray" and gray.output_encoding == "mono8"
 
@@ -123,12 +128,13 @@ def _bad_images():
     yield "step", edit(step=20)
     yield "size", edit(data=bytes(10))
     yield "size", edit(encoding="yuv422", width=7, step=16, data=bytes(96))
+    yield "too_large", edit(width=10000, height=10000, step=30000)  # refused from the fields alone
 
 
 @pytest.mark.parametrize(("kind", "msg"), list(_bad_images()))
 def test_bad_images_are_refused_by_kind(kind, msg):
     with pytest.raises(FrameError) as info:
-        image_to_frame(msg)
+        image_to_frame(msg, max_pixels=1920 * 1200)
     assert info.value.kind == kind
 
 
@@ -141,6 +147,10 @@ def test_bad_compressed_images_are_refused():
     with pytest.raises(FrameError) as info:
         compressed_to_frame(msg)
     assert info.value.kind == "decode"
+    msg.format, msg.data = "png", png_bomb(10000, 10000)  # 10000×10000 announced in a few hundred bytes
+    with pytest.raises(FrameError) as info:
+        compressed_to_frame(msg, max_pixels=1920 * 1200)
+    assert info.value.kind == "too_large"
 
 
 def test_parameters_cover_the_config_with_descriptions():
@@ -186,7 +196,13 @@ def test_qos_and_large_data_profile():
     profile = large_data_profile()
     assert profile is not None
     segment = ET.parse(profile).getroot().find(".//{http://www.eprosima.com}segment_size")
-    assert int(segment.text) >= 8 * 2**20
+    # a sample arrives reliably when it fills at most half the segment (docs/ros.md): the largest frame the
+    # node accepts by default, in the widest encoding (rgba16, 8 bytes per pixel), must
+    from mnm_core.frames import ENCODINGS
+    from mnm_ros.params import NodeConfig
+
+    widest = max(spec.bytes_per_pixel for spec in ENCODINGS.values())
+    assert int(segment.text) // 2 >= NodeConfig().max_frame_pixels * widest
     env = large_data_environment({})
     assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(profile)
     assert large_data_environment({"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}) == {
@@ -216,3 +232,42 @@ def test_launch_files_declare_the_documented_arguments():
     declared = {node.args[0].value for node in ast.walk(tree) if isinstance(node, ast.Call)
                 and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
     assert {"namespace", "input_topic", "config", "backend", "use_sim_time"} <= declared
+
+
+def test_log_once_stays_bounded_whatever_a_peer_sends():
+    """1500 frames with distinct 20 KB encoding strings: a bounded number of log lines and of remembered bytes."""
+    import tracemalloc
+
+    from mnm_ros.diagnostics import LogOnce
+
+    log = LogOnce(capacity=64, key_chars=80)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    logged = [key for k in range(1500) if (key := log.admit(f"encoding:{k:05d}" + "x" * 20_000)) is not None]
+    grown = tracemalloc.get_traced_memory()[0] - before - sys.getsizeof(logged) - sum(map(sys.getsizeof, logged))
+    tracemalloc.stop()
+    assert len(logged) == 65 and logged[-1] == LogOnce.OVERFLOW and all(len(key) <= 80 for key in logged)
+    assert grown < 64 * 1024, f"remembered keys take {grown} bytes"
+    assert log.admit("encoding:00001" + "x" * 20_000) is None  # each one once
+    assert log.admit("encoding:99999") is None  # full: new ones share the key already logged
+
+
+def test_diagnostics_warn_when_inference_is_slower_than_the_camera():
+    from mnm_ros.diagnostics import NodeStats, build_diagnostics
+
+    stats = NodeStats()
+    for _ in range(100):
+        stats.count_received()
+    stats.count_processed(900.0, 850.0)
+    status = build_diagnostics("n", sensor_msgs.Image().header.stamp, stats.snapshot(dropped=99), {}).status[0]
+    assert status.level == status.WARN and "inference slower than the camera" in status.message
+    assert "850 ms per frame" in status.message
+
+    for _ in range(10):  # next period: every frame served
+        stats.count_received()
+        stats.count_processed(90.0, 80.0)
+    status = build_diagnostics("n", sensor_msgs.Image().header.stamp, stats.snapshot(dropped=99), {}).status[0]
+    assert status.level == status.OK, status.message
+    stats.count_lost(3)
+    status = build_diagnostics("n", sensor_msgs.Image().header.stamp, stats.snapshot(dropped=99), {}).status[0]
+    assert status.level == status.WARN and "3 frames lost in transport" in status.message

@@ -2,8 +2,9 @@
 
 Messages are deserialised with the `rosbags` typestore of the standard ROS 2 types, so bags written by
 `ros2 bag record`, by rosbags or by `mnm make-bag` read the same way. Only `sensor_msgs/msg/Image` and
-`sensor_msgs/msg/CompressedImage` topics are decoded; a damaged bag is read up to the damage and
-`BagReader.damage` says what went wrong and where.
+`sensor_msgs/msg/CompressedImage` topics are decoded, by mnm_core.frames as the node decodes them (same
+encodings, 16-bit policy and layout, so a bag gives the pixels the live node sees); a damaged bag is
+read up to the damage and `BagReader.damage` says what went wrong and where.
 """
 
 from __future__ import annotations
@@ -14,19 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mnm_core.errors import DataError
+from mnm_core.frames import Frame, FrameError, compressed_to_frame, raw_to_frame
 
 LOGGER = logging.getLogger(__name__)
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
-
-_EIGHT_BIT = {"rgb8": ("rgb", 3), "bgr8": ("bgr", 3), "rgba8": ("rgb", 4), "bgra8": ("bgr", 4),
-              "mono8": ("gray", 1), "8uc1": ("gray", 1), "8uc3": ("bgr", 3), "8uc4": ("bgr", 4)}
-_SIXTEEN_BIT = {"mono16", "16uc1"}
 
 
 def typestore() -> Any:
@@ -49,21 +45,6 @@ class RawMessage:
     """CDR bytes, with the encapsulation header."""
 
 
-@dataclass(frozen=True)
-class Frame:
-    """A decoded image message."""
-
-    topic: str
-    stamp_ns: int
-    """header.stamp (ns)."""
-    bag_time_ns: int
-    frame_id: str
-    image: np.ndarray
-    """uint8, H×W (gray) or H×W×3."""
-    layout: str
-    """'rgb', 'bgr' or 'gray' — the channel order of `image`."""
-
-
 def _storage_file_or_raise(path: Path) -> Path:
     """A bag folder without metadata.yaml (a recorder that was killed): its single storage file."""
     from mnm_core.bags.salvage import storage_file
@@ -78,55 +59,6 @@ def _storage_file_or_raise(path: Path) -> Path:
 def stamp_ns(stamp: Any) -> int:
     """builtin_interfaces/Time → ns."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def to_eight_bit(values: np.ndarray) -> np.ndarray:
-    """16-bit (e.g. radiometric thermal) → uint8 by min–max scaling of this frame; uint8 passes through."""
-    if values.dtype == np.uint8:
-        return values
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros(values.shape, np.uint8)
-    return ((values.astype(np.float64) - low) * (255.0 / (high - low)) + 0.5).astype(np.uint8)
-
-
-def decode_image(msg: Any) -> tuple[np.ndarray, str]:
-    """A deserialised sensor_msgs/Image → (uint8 array, layout); DataError for unsupported encodings."""
-    encoding = str(msg.encoding).lower()
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if encoding in _EIGHT_BIT:
-        layout, channels = _EIGHT_BIT[encoding]
-        row_bytes, dtype = width * channels, np.dtype(np.uint8)
-    elif encoding in _SIXTEEN_BIT:
-        layout, channels = "gray", 1
-        row_bytes, dtype = width * 2, np.dtype(">u2" if msg.is_bigendian else "<u2")
-    else:
-        supported = sorted([*_EIGHT_BIT, *_SIXTEEN_BIT])
-        raise DataError(f"image encoding {msg.encoding!r} is not supported; use one of {supported}")
-    if height < 1 or width < 1 or step < row_bytes or data.size < step * height:
-        raise DataError(f"image message is inconsistent: {width}×{height} {encoding}, step {step}, "
-                        f"{data.size} data bytes (expected at least {step * height})")
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
-    image = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels)
-    image = to_eight_bit(image.astype(np.uint16) if dtype.itemsize > 1 else image)
-    image = image[:, :, 0] if channels == 1 else image[:, :, :3]
-    return np.ascontiguousarray(image), layout
-
-
-def decode_compressed(msg: Any) -> tuple[np.ndarray, str]:
-    """A deserialised sensor_msgs/CompressedImage (JPEG, PNG, …) → (uint8 array, layout)."""
-    import cv2
-
-    buffer = np.asarray(msg.data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
-    if image is None:
-        raise DataError(f"compressed image (format {msg.format!r}, {buffer.size} bytes) cannot be decoded; "
-                        "compressedDepth and non-image formats are not supported")
-    image = to_eight_bit(image)
-    if image.ndim == 2:
-        return image, "gray"
-    return np.ascontiguousarray(image[:, :, :3]), "bgr"  # OpenCV decodes colour as BGR(A)
 
 
 class BagReader:
@@ -242,16 +174,20 @@ class BagReader:
                             f"{message.bag_time_ns} ns: {exc}") from exc
 
     def decode(self, message: RawMessage) -> Frame:
-        """Deserialise and decode an image message."""
+        """Deserialise and decode an image message (mnm_core.frames); DataError naming the message."""
         msg = self.deserialize(message)
-        if message.msgtype == IMAGE_TYPE:
-            image, layout = decode_image(msg)
-        elif message.msgtype == COMPRESSED_TYPE:
-            image, layout = decode_compressed(msg)
-        else:
-            raise DataError(f"topic {message.topic} carries {message.msgtype}, not an image type")
-        return Frame(message.topic, stamp_ns(msg.header.stamp), message.bag_time_ns, str(msg.header.frame_id),
-                     image, layout)
+        source = {"stamp_ns": stamp_ns(msg.header.stamp), "frame_id": str(msg.header.frame_id),
+                  "topic": message.topic, "bag_time_ns": message.bag_time_ns}
+        try:
+            if message.msgtype == IMAGE_TYPE:
+                return raw_to_frame(msg.data, msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian),
+                                    **source)
+            if message.msgtype == COMPRESSED_TYPE:
+                return compressed_to_frame(msg.data, msg.format, **source)
+        except FrameError as exc:
+            raise DataError(f"{message.msgtype} on {message.topic} at bag time {message.bag_time_ns} ns: {exc}") \
+                from exc
+        raise DataError(f"topic {message.topic} carries {message.msgtype}, not an image type")
 
     def header_stamp(self, message: RawMessage) -> int:
         """header.stamp (ns) of any message with a std_msgs/Header first."""
@@ -270,5 +206,4 @@ class BagReader:
         self.close()
 
 
-__all__ = ["COMPRESSED_TYPE", "IMAGE_TYPE", "IMAGE_TYPES", "BagReader", "Frame", "RawMessage", "decode_compressed",
-           "decode_image", "stamp_ns", "to_eight_bit", "typestore"]
+__all__ = ["COMPRESSED_TYPE", "IMAGE_TYPE", "IMAGE_TYPES", "BagReader", "Frame", "RawMessage", "stamp_ns", "typestore"]

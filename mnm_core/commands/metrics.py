@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "metrics", help="VIFB fusion metrics (AG, CE, EI, EN, Qcb, SF) of one image triple",
         description="Print one JSON object with AG, CE, EI, EN, Qcb and SF of FUSED against the sources, "
                     "computed as the VIFB benchmark's MATLAB code does. Images are read as stored "
-                    "(colour stays colour); 16-bit images are rescaled to 8 bits.")
+                    "(colour stays colour); 16-bit images are stretched to 8 bits as the node does.")
     parser.add_argument("--vis", required=True, help="visible image")
     parser.add_argument("--ir", required=True, help="infrared image")
     parser.add_argument("--fused", required=True, help="fused image")
@@ -26,13 +26,14 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from mnm_core.metrics import fusion_metrics, pseudo_ir_scores
-    from mnm_core.pairs import read_image, to_uint8
+    from mnm_core.pairs import read_frame, stretch_note
 
     def load(path: str):
-        image, note = to_uint8(read_image(path))
+        frame = read_frame(path)
+        note = stretch_note(frame)
         if note:
             logging.getLogger("mnm").warning("%s: %s", path, note)
-        return image
+        return frame.stored_rgb()
 
     ir = load(args.ir)
     values = fusion_metrics(load(args.vis), ir, load(args.fused), mode=args.mode)
