@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-from mnm_core.checkpoint import default_checkpoint_path
 from mnm_core.cli import main as cli_main
 
 pytest.importorskip("rclpy", reason="needs rclpy (the ros-rclpy PyPI wheels or a sourced ROS 2)")
@@ -47,9 +46,20 @@ def test_demo_writes_images_and_summary(tmp_path):
     assert (out / "contact_sheet.png").is_file()
 
 
-def test_demo_without_the_default_model_says_what_to_do(tmp_path, caplog):
-    if default_checkpoint_path().is_file():
-        pytest.skip("the embedded default model is shipped")
+def test_demo_with_a_missing_checkpoint_says_so_before_starting_ros(tmp_path, caplog):
+    missing = tmp_path / "no_such_model.safetensors"
+    out = tmp_path / "demo"
+    with caplog.at_level(logging.ERROR):
+        assert cli_main(["demo", "--out", str(out), "--checkpoint", str(missing)]) == 1
+    assert str(missing) in caplog.text and "does not exist" in caplog.text
+    assert not (out / "node.log").exists(), "the node must not be started for a checkpoint that is not there"
+
+
+def test_demo_without_the_default_model_says_what_to_do(tmp_path, caplog, monkeypatch):
+    """A source checkout without the shipped weights (mnm_core/weights is not packaged everywhere)."""
+    import mnm_core.checkpoint
+
+    monkeypatch.setattr(mnm_core.checkpoint, "default_checkpoint_path", lambda: tmp_path / "weights" / "none.st")
     with caplog.at_level(logging.ERROR):
         assert cli_main(["demo", "--out", str(tmp_path / "demo")]) == 1
     assert "--checkpoint" in caplog.text and "not there yet" in caplog.text
