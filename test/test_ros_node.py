@@ -239,6 +239,22 @@ def test_bad_frames_are_rejected_and_the_node_keeps_serving(raw_client, logs):
     assert log.count("bayer_rggb8_unknown") == 1, "an unknown encoding must be logged once, not per frame"
 
 
+def test_distinct_huge_encodings_cannot_flood_the_log(raw_client, logs):
+    """150 frames, each with a different 20 KB encoding string: counted, but the log stays bounded (at most
+    64 remembered encodings plus one line for the rest, each line short)."""
+    before = _fresh_diagnostics(raw_client)
+    msg = array_to_image(_scene(8, 8), "rgb8")
+    for k in range(150):
+        msg.encoding = f"evil{k:04d}" + "x" * 20_000
+        raw_client.send(msg)
+        time.sleep(0.01)
+    assert raw_client.wait_for(lambda: _counter(raw_client, "rejected_encoding") - int(
+        before.get("rejected_encoding", 0)) >= 140, 10.0), raw_client.latest_diagnostics()  # best effort: most
+    lines = [line for line in (logs / "raw.log").read_text().splitlines() if "frame rejected (encoding" in line]
+    assert len(lines) <= 65 and max(map(len, lines)) < 1000, (len(lines), max(map(len, lines)))
+    assert "more distinct problems are counted, not logged" in lines[-1]
+
+
 def test_flood_drops_frames_and_latency_stays_bounded(raw_client):
     before = _fresh_diagnostics(raw_client)
     frames = [array_to_image(_scene(48, 64, seed=s), "rgb8") for s in range(4)]
