@@ -13,7 +13,6 @@ independent reference implementation does (../shared/reference/README.md, values
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from mnm_core.errors import InputError
 
@@ -34,6 +33,15 @@ def float_gray(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float64)
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-D array, tied values sharing their average rank (scipy's rankdata, numpy only)."""
+    order = np.argsort(values, kind="stable")
+    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return ranks
+
+
 def hotspot_auc(score: np.ndarray, ir: np.ndarray, warm_fraction: float = WARM_FRACTION) -> float:
     """ROC AUC of `score` at ranking the warmest `warm_fraction` of `ir`'s pixels above the rest.
 
@@ -47,7 +55,7 @@ def hotspot_auc(score: np.ndarray, ir: np.ndarray, warm_fraction: float = WARM_F
     n_neg = positives.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(score_gray)  # ties get their average rank
+    ranks = average_ranks(score_gray)
     u_statistic = ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u_statistic / (n_pos * n_neg))
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import fft
-from scipy.ndimage import correlate1d
 
 _F0, _F1, _A = 15.3870, 1.3456, 0.7622
 """Parameters of the contrast sensitivity function (difference of Gaussians)."""
@@ -67,6 +65,8 @@ def _gaussian_taps(sigma: float) -> np.ndarray:
 
 def _gaussian_filter(image: np.ndarray, sigma: float) -> np.ndarray:
     """`filter2(G, image, 'same')` for the unnormalised 31×31 Gaussian G of `gaussian2d` (separable)."""
+    from scipy.ndimage import correlate1d  # imported here: the rest of mnm_core.metrics runs without scipy
+
     taps = _gaussian_taps(sigma)
     rows = correlate1d(image, taps, axis=0, mode="constant", cval=0.0)
     return correlate1d(rows, taps / (2 * np.pi * sigma * sigma), axis=1, mode="constant", cval=0.0)
@@ -74,6 +74,8 @@ def _gaussian_filter(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def masked_contrast(image: np.ndarray) -> np.ndarray:
     """C' of one channel (H×W, any numeric range): steps 1–3 above; float64 H×W."""
+    from scipy import fft
+
     data = rescale_round(image)
     height, width = data.shape
     filtered = fft.irfft2(fft.rfft2(data) * _csf(height, width), s=(height, width))

@@ -21,7 +21,6 @@ gray by MATLAB's `rgb2gray` for CE (as VIFB does) and for Qcb (where VIFB's own 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import correlate1d
 
 from mnm_core.metrics.qcb import masked_contrast, qcb_from_contrast
 
@@ -61,6 +60,8 @@ def avg_gradient(fused: np.ndarray) -> float:
 
 def edge_intensity(fused: np.ndarray) -> float:
     """EI of the fused image: Sobel via `imfilter(..., 'replicate')` on every channel, mean magnitude."""
+    from scipy.ndimage import correlate1d  # imported here: the rest of mnm_core.metrics runs without scipy
+
     smooth, diff = np.array([1.0, 2.0, 1.0]), np.array([1.0, 0.0, -1.0])
     total = 0.0
     for band in _channels(fused.astype(np.float64)):
