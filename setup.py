@@ -28,5 +28,10 @@ setup(
             "mnm = mnm_core.cli:main",
             "fuse_node = mnm_ros.fuse_node:main",
         ],
+        # `mnm` subcommands: each layer lists its own command modules (mnm_core/cli.py)
+        "mnm.commands": [
+            "1_core = mnm_core.commands:COMMANDS",
+            "2_ros = mnm_ros.commands:COMMANDS",
+        ],
     },
 )

@@ -143,15 +143,21 @@ def time_backend(backend, size: tuple[int, int], repeats: int, warmup: int,
     return done, latencies
 
 
-def run_benchmark(backends: list[str], precisions: list[str], presets: list[str],
+def run_benchmark(backends: list[str] | None = None, precisions: list[str] | None = None,
+                  presets: list[str] | tuple[str, ...] = ("small",),
                   sizes: list[tuple[int, int]] | tuple[tuple[int, int], ...] = SIZES, repeats: int = 20,
                   warmup: int = 2, budget_s: float = 10.0, device: str = "cpu", cache_dir: str = "",
                   threads: int = 0) -> tuple[list[BenchResult], list[str]]:
     """All rows that could run, and notes: which weights were used, and rows skipped with the reason.
 
-    `threads` > 0 sets torch's and onnxruntime's CPU threads for the run (0 = their defaults).
+    backends: default torch and onnxruntime, plus tensorrt on CUDA; precisions: default fp32, plus fp16
+    on CUDA. `threads` > 0 sets torch's and onnxruntime's CPU threads for the run (0 = their defaults).
     """
     import torch
+
+    cuda = device.startswith("cuda")
+    backends = backends or (["torch", "onnxruntime", "tensorrt"] if cuda else ["torch", "onnxruntime"])
+    precisions = precisions or (["fp32", "fp16"] if cuda else ["fp32"])
 
     previous = torch.get_num_threads()
     if threads:
@@ -203,6 +209,29 @@ def _run_rows(backends, precisions, presets, sizes, repeats, warmup, budget_s, d
     return results, notes
 
 
+def machine(device: str) -> dict[str, object]:
+    """What the numbers were measured on: CPU, cores, load, library versions, GPU."""
+    import os
+    import platform
+
+    import onnxruntime
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info: dict[str, object] = {
+        "cpu": cpu, "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
+        "torch_default_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__, "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
 def format_table(results: list[BenchResult]) -> str:
     """A fixed-width table, one row per measurement (resolution written W×H, as cameras name it)."""
     header = ("backend", "precision", "preset", "W×H", "median ms", "p99 ms", "frames/s", "peak MiB",
@@ -219,4 +248,5 @@ def format_table(results: list[BenchResult]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SIZES", "BenchResult", "MemoryProbe", "bench_model", "format_table", "run_benchmark", "time_backend"]
+__all__ = ["SIZES", "BenchResult", "MemoryProbe", "bench_model", "format_table", "machine", "run_benchmark",
+           "time_backend"]

@@ -1,15 +1,27 @@
-"""The `mnm` command line: a thin layer of subcommands over the mnm_core API."""
+"""The `mnm` command line: a thin layer of subcommands over the API of each layer.
+
+Each installed layer (this one, the ROS layer, ...) registers a tuple of command modules under the
+`mnm.commands` entry-point group (setup.py); the parser takes them in entry-point name order, so
+mnm_core knows nothing of the layers above it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.metadata
 import logging
 import sys
 
 from mnm_core import __version__
-from mnm_core.commands import COMMAND_MODULES
 from mnm_core.errors import MnmError
+
+ENTRY_POINT_GROUP = "mnm.commands"
+
+
+def command_modules() -> list:
+    """The command modules every installed layer registered, in entry-point name order (1_core, 2_ros)."""
+    points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name)
+    return [module for point in points for module in point.load()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    modules = command_modules()
+    if not modules:
+        parser.error(f"no commands are registered in the {ENTRY_POINT_GROUP!r} entry-point group: install the "
+                     "package (pip install -e . in the repository, or colcon build) so its metadata exists")
+    for module in modules:
+        module.register(subparsers)
     return parser
 
 

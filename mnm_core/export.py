@@ -152,6 +152,8 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
         if height < SIZE_MULTIPLE or width < SIZE_MULTIPLE or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
             raise ExportError(f"size {width}×{height} (W×H) is not a positive multiple of {SIZE_MULTIPLE}; round it up "
                               "as the Fuser pads frames (1280×720 stays 1280x720, 1920×1080 becomes 1920x1088)")
+    path = Path(path)
+    _check_writable(path)  # before tracing: a bad --out fails at once
     config = model.config
     metadata = OnnxMetadata(preset=preset or preset_of(config), n_atoms=config.n_atoms, text_dim=config.text_dim,
                             size_multiple=SIZE_MULTIPLE, precision=precision, mnm_version=__version__,
@@ -167,15 +169,29 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
     for key, value in metadata.as_props().items():
         graph.metadata_props.add(key=key, value=value)
     graph.producer_name, graph.producer_version = "mnm", __version__
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    onnx.save(graph, str(tmp))
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    try:
+        onnx.save(graph, str(tmp))
+        tmp.replace(path)  # atomic: a reader never sees half a file
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
     LOGGER.info("exported %s (%s, %s, %s) → %s", metadata.preset, precision,
                 "dynamic H×W" if not sizes else "sizes " + metadata.as_props()["mnm_sizes"],
                 f"{path.stat().st_size / 1e6:.1f} MB", path)
     return path
+
+
+def _check_writable(path: Path) -> None:
+    """ExportError unless `path` can be written: its folder exists (or can be made) and is writable."""
+    if path.is_dir():
+        raise ExportError(f"cannot write {path}: it is a folder; give a file name such as {path / 'mnm.onnx'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: cannot create its folder ({exc.strerror or exc})") from exc
+    if not os.access(path.parent, os.W_OK):
+        raise ExportError(f"cannot write {path}: its folder {path.parent} is not writable")
 
 
 def _trace(model: nn.Module, precision: str, size: tuple[int, int], dynamic: bool):

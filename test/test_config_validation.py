@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mnm_core.commands import size_type
+from mnm_core.commands.options import size_type
 from mnm_core.config import PipelineConfig, TextConfig, field_bounds, from_mapping, parse_size
 from mnm_core.errors import ConfigError
 from mnm_ros.params import GROUPS, NodeConfig, QosConfig, launch_overrides

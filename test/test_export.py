@@ -154,6 +154,16 @@ def test_cli_export_from_checkpoint_and_preset(tmp_path, caplog):
     assert "multiple of 8" in caplog.text
 
 
+@pytest.mark.parametrize("where", ["/proc/x.onnx", "file/x.onnx", "folder"])
+def test_cli_export_to_an_unwritable_place_is_one_message(where, tmp_path, caplog):
+    """/proc is not writable, a file cannot hold a folder, a folder is not a file: no traceback."""
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "folder").mkdir()
+    out = where if where.startswith("/") else str(tmp_path / where)
+    assert main(["export", "--preset", "tiny", "--out", out]) == 1
+    assert f"cannot write {out}" in caplog.text and "Traceback" not in caplog.text
+
+
 def test_cli_engine_without_tensorrt_says_what_to_do(tmp_path, caplog):
     pytest.importorskip("onnx")
     try:

@@ -12,9 +12,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from mnm_core.commands.text_bench import smollm2_gguf
 from mnm_core.config import TextConfig
 from mnm_core.text import create_encoder, encoder_fingerprint
+from mnm_core.text.bench import smollm2_gguf
 from test.test_text_refresher import one_torch_thread  # noqa: F401 - autouse: one intra-op thread here too
 
 pytestmark = [

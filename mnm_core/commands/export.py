@@ -1,10 +1,11 @@
-"""`mnm export`: the fast path to ONNX (fp32 or fp16), and a TensorRT engine where TensorRT is installed."""
+"""`mnm export`: the fast path to ONNX (fp32 or fp16), and a TensorRT engine where TensorRT is installed
+(`mnm_core.deployment.export_fast_path`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from mnm_core.commands import size_type
+from mnm_core.commands.options import size_type
 from mnm_core.config import PRESETS
 
 
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(only where TensorRT and pycuda are installed).")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", default="", help="VGII checkpoint (default: the embedded default)")
-    source.add_argument("--preset", choices=sorted(PRESETS),
+    source.add_argument("--preset", default="", choices=sorted(PRESETS),
                         help="export an UNTRAINED model of this preset (for timing and deployment tests)")
     parser.add_argument("--fp16", action="store_true", help="fp16 weights and compute (inputs/outputs stay fp32)")
     parser.add_argument("--out", required=True, help="ONNX file to write")
@@ -29,28 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
+    from mnm_core.deployment import export_fast_path
 
-    from mnm_core.export import export_onnx, read_metadata
-
-    log = logging.getLogger("mnm.export")
-    if args.preset:
-        from mnm_core.model import VgiiModel
-
-        model, preset = VgiiModel(PRESETS[args.preset]).eval(), args.preset
-        log.warning("exporting an untrained %s model (zero dictionary): its outputs are meaningless", preset)
-    else:
-        from mnm_core.checkpoint import load_model
-
-        model, info = load_model(args.checkpoint or None)
-        preset = info.preset
-    path = export_onnx(model, args.out, precision="fp16" if args.fp16 else "fp32", sizes=args.size, preset=preset)
-    meta = read_metadata(path)
-    print(f"wrote {path} ({meta.preset}, {meta.precision}, "
+    result = export_fast_path(args.out, checkpoint=args.checkpoint, preset=args.preset,
+                              precision="fp16" if args.fp16 else "fp32", sizes=args.size, engine=args.engine,
+                              device=args.device)
+    meta = result.metadata
+    print(f"wrote {result.onnx} ({meta.preset}, {meta.precision}, "
           f"{'sizes ' + ', '.join(f'{w}x{h}' for h, w in meta.sizes) if meta.sizes else 'dynamic WxH'})")
-    if args.engine:
-        from mnm_core.backends.tensorrt_backend import build_engine_file
-
-        engine = build_engine_file(path, args.engine, sizes=args.size, device=args.device)
-        print(f"wrote {engine} and {engine.with_suffix('.json')}")
+    if result.engine is not None:
+        print(f"wrote {result.engine} and {result.engine.with_suffix('.json')}")
     return 0

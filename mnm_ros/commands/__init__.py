@@ -1,1 +1,7 @@
-"""`mnm` subcommands that need ROS 2 (rclpy is imported inside `run`)."""
+"""`mnm` subcommands that need ROS 2 (rclpy is imported inside `run`), registered under the `mnm.commands`
+entry-point group (setup.py) like mnm_core's."""
+
+from mnm_ros.commands import bag_play, demo, node_bench
+
+COMMANDS = (bag_play, demo, node_bench)
+"""mnm_ros's command modules, in the order `mnm --help` lists them."""
