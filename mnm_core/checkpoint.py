@@ -1,7 +1,10 @@
 """Checkpoints: safetensors files with the preset, model config, format version and text encoder.
 
 Loading never executes pickled code. Every mismatch (missing or truncated file, other format version,
-other preset or kind, other tensor shapes) is a CheckpointError that says what differs.
+other preset or kind, other tensor shapes) and every malformed field is a CheckpointError that says what
+differs. A checkpoint cannot make the loader allocate more than it holds: the model its config describes
+is first built on the meta device (no memory), bounded to MAX_PARAMETERS and matched against the file's
+tensors, and only then built for real.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import torch
 from torch import nn
 
 from mnm_core.config import ModelConfig, from_mapping
-from mnm_core.errors import CheckpointError
+from mnm_core.errors import CheckpointError, ConfigError
 
 FORMAT_VERSION = 1
+MAX_PARAMETERS = 200_000_000
+"""Largest model a checkpoint may ask for (0.8 GB in fp32; the paper preset has about 11 M parameters)."""
 DEFAULT_CHECKPOINT = "mnm_small.safetensors"
 """File name of the embedded default (the `small` preset) inside `mnm_core/weights/`."""
 
@@ -86,22 +91,35 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
         raise CheckpointError(f"checkpoint {path} is truncated or not an mnm safetensors file ({exc})") from exc
     if "mnm_format" not in metadata:
         raise CheckpointError(f"{path} is a safetensors file but not an mnm checkpoint (no 'mnm_format' metadata)")
-    version = int(metadata["mnm_format"])
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {version}; this mnm reads version {FORMAT_VERSION}")
+    version = metadata["mnm_format"]
+    if version != str(FORMAT_VERSION):
+        raise CheckpointError(f"checkpoint {path} has format version {version[:40]!r}; this mnm reads version "
+                              f"{FORMAT_VERSION}")
     try:
-        config = from_mapping(ModelConfig, json.loads(metadata["model_config"]))
+        values = {"model_config": json.loads(metadata["model_config"]),
+                  "extra": json.loads(metadata.get("extra", "{}"))}
+        for key, value in values.items():
+            if not isinstance(value, dict):
+                raise CheckpointError(f"checkpoint {path}: metadata {key!r} must be a JSON object, got a "
+                                      f"{type(value).__name__}")
+        config = from_mapping(ModelConfig, values["model_config"])
         info = CheckpointInfo(kind=metadata["kind"], preset=metadata["preset"], model_config=config,
-                              text_encoder=metadata.get("text_encoder", "none"),
-                              extra=json.loads(metadata.get("extra", "{}")), format_version=version)
-    except (KeyError, ValueError) as exc:
+                              text_encoder=metadata.get("text_encoder", "none"), extra=values["extra"],
+                              format_version=FORMAT_VERSION)
+    except (KeyError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {path} has unreadable metadata: {exc}") from exc
     return info, tensors
 
 
 def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
     """Copy tensors into `model`, failing with the list of missing, unexpected and reshaped tensors."""
+    check_fit(model, tensors, path)
+    expected = model.state_dict()
+    model.load_state_dict({n: t.to(expected[n].dtype) for n, t in tensors.items()})
+
+
+def check_fit(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """CheckpointError listing the missing, unexpected and reshaped tensors (works on a meta-device model)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -112,7 +130,6 @@ def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Pa
                  for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", reshaped))
                  if items]
         raise CheckpointError(f"checkpoint {path} does not fit the model ({'; '.join(parts)})")
-    model.load_state_dict({n: t.to(expected[n].dtype) for n, t in tensors.items()})
 
 
 def load_model(path: str | Path | None = None, kind: str = "vgii",
@@ -133,14 +150,24 @@ def load_model(path: str | Path | None = None, kind: str = "vgii",
         raise CheckpointError(f"checkpoint {path} holds a {info.kind!r} model, not a {kind!r} model")
     if preset is not None and info.preset != preset:
         raise CheckpointError(f"checkpoint {path} holds preset {info.preset!r}, but preset {preset!r} was asked for")
-    model = (VgiiModel if kind == "vgii" else JsrlModel)(info.model_config)
+    network = VgiiModel if kind == "vgii" else JsrlModel
+    with torch.device("meta"):  # shapes only: what the config asks for, before any memory is spent on it
+        skeleton = network(info.model_config)
+    size = sum(p.numel() for p in skeleton.parameters())
+    if size > MAX_PARAMETERS:
+        raise CheckpointError(f"checkpoint {path} asks for a {size:,}-parameter {kind} model (widths "
+                              f"{info.model_config.widths}); mnm loads at most {MAX_PARAMETERS:,}")
+    check_fit(skeleton, tensors, path)
+    model = network(info.model_config)
     load_into(model, tensors, path)
     return model.eval(), info
 
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_PARAMETERS",
     "CheckpointInfo",
+    "check_fit",
     "default_checkpoint_path",
     "load_into",
     "load_model",

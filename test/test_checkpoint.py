@@ -61,7 +61,7 @@ def test_version_and_shape_mismatch(tmp_path):
     future = tmp_path / "future.safetensors"
     save_file(tensors, str(future), metadata={"mnm_format": "99", "kind": "vgii", "preset": "tiny",
                                               "model_config": "{}"})
-    with pytest.raises(CheckpointError, match="format version 99"):
+    with pytest.raises(CheckpointError, match="format version '99'"):
         load_model(future)
     other = dataclasses.replace(info.model_config, n_atoms=4)
     reshaped = tmp_path / "reshaped.safetensors"
@@ -72,3 +72,30 @@ def test_version_and_shape_mismatch(tmp_path):
 
     with pytest.raises(CheckpointError, match="shape"):
         load_into(model, tensors4, reshaped)
+
+
+@pytest.mark.parametrize(("metadata", "message"), [
+    ({"mnm_format": "one"}, r"format version 'one'; this mnm reads version 1"),
+    ({"model_config": "[8, 8]"}, r"metadata 'model_config' must be a JSON object, got a list"),
+    ({"extra": "3"}, r"metadata 'extra' must be a JSON object, got a int"),
+    ({"model_config": "{not json"}, r"unreadable metadata"),
+    ({"model_config": '{"widths": ["wide"]}'}, r"unreadable metadata: ModelConfig\.widths\[0\]: expected int"),
+    ({"model_config": '{"widths": [300000, 300000, 300000, 300000]}'},
+     r"asks for a [\d,]+-parameter vgii model \(widths \(300000, 300000, 300000, 300000\)\); mnm loads at most"),
+    ({"model_config": '{"n_atoms": 16}'}, r"does not fit the model \(.*shape"),
+])
+def test_hostile_metadata_is_one_clear_error(tmp_path, metadata, message):
+    """Metadata a broken or malicious file may carry: refused with a message, nothing large allocated."""
+    import json
+
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    tiny_checkpoint(path)
+    info, tensors = read_checkpoint(path)
+    base = {"mnm_format": "1", "kind": "vgii", "preset": "tiny",
+            "model_config": json.dumps(dataclasses.asdict(info.model_config)), "extra": "{}"}
+    hostile = tmp_path / "hostile.safetensors"
+    save_file(tensors, str(hostile), metadata={**base, **metadata})
+    with pytest.raises(CheckpointError, match=message):
+        load_model(hostile)
