@@ -222,6 +222,27 @@ def test_truncated_bag_is_evaluated_up_to_the_damage(storage: str, suffix: str, 
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["damage"] == summary["damage"]
 
 
+@pytest.mark.parametrize("page_size_field", [None, b"\x00\x01"])  # as stored, or 65536 (281 TB declared)
+def test_db3_header_claiming_4g_pages_is_not_believed(page_size_field: bytes | None, pairs: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A .db3 whose header claims 0xFFFFFFFF pages: no 16–281 TB padded copy, no traceback."""
+    make_bag_from_pairs(pairs, tmp_path / "in", storage="sqlite3", start_ns=START, progress=False)
+    (file,) = (tmp_path / "in").glob("*.db3")
+    data = bytearray(file.read_bytes())
+    data[28:32] = b"\xff\xff\xff\xff"
+    if page_size_field:
+        data[16:18] = page_size_field
+    hostile = tmp_path / "hostile.db3"
+    hostile.write_bytes(bytes(data))
+    try:
+        with BagReader(hostile) as reader:
+            frames = [reader.decode(m) for m in reader.messages([VIS])]
+            assert reader.recovered and len(frames) == 6
+    except DataError as exc:  # a page size SQLite cannot use: nothing readable, said in one message
+        assert page_size_field and "unreadable" in str(exc)
+    assert "claims 4294967295 pages" in caplog.text
+
+
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
 def test_bag_written_by_another_tool(storage: str, checkpoint: Path, tmp_path: Path) -> None:
     """A version-9 bag with Jazzy's type definitions and hashes, written by plain rosbags (as `ros2 bag record`

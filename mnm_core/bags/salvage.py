@@ -2,8 +2,9 @@
 
 A recorder killed mid-write leaves a bag that `rosbags` refuses to open. These readers recover the
 messages stored before the damage, in file order:
-- sqlite3: the file is copied and zero-padded to the page count its header declares, then the
-  `messages` table is read in row order until SQLite reports the first broken page;
+- sqlite3: the file is copied and zero-padded to the page count its header declares (a header that
+  declares more than MAX_PADDING_BYTES beyond the file is not believed: the copy keeps the pages the
+  file holds), then the `messages` table is read in row order until SQLite reports the first broken page;
 - mcap: the data section is scanned from the start (rosbags' own record scanner, pinned rosbags
   0.11.9) until the first incomplete record.
 """
@@ -20,6 +21,10 @@ from pathlib import Path
 from mnm_core.errors import DataError
 
 LOGGER = logging.getLogger(__name__)
+
+MAX_PADDING_BYTES = 1 << 30
+"""Most zero bytes added to a truncated .db3 copy (a recorder killed mid-write loses its last pages, not
+terabytes; a header claiming 0xFFFFFFFF pages would otherwise ask for a 16 TB file)."""
 
 Message = tuple[str, str, int, bytes]
 """(topic, message type, bag time (ns), CDR bytes)."""
@@ -52,8 +57,21 @@ class SalvageSource:
         self._tmpdir = tempfile.TemporaryDirectory(prefix="mnm-salvage-")
         copy = Path(self._tmpdir.name) / self.path.name
         shutil.copyfile(self.path, copy)
-        with copy.open("r+b") as handle:
-            handle.truncate(max(page_size * page_count, copy.stat().st_size))
+        size = copy.stat().st_size
+        if page_size * page_count - size > MAX_PADDING_BYTES:
+            LOGGER.warning("%s: its header claims %d pages of %d bytes (%.3g GB), far beyond the file (%d bytes); "
+                           "reading the pages the file holds", self.path, page_count, page_size,
+                           page_size * page_count / 1e9, size)
+            page_count = -(-size // page_size)
+        try:
+            with copy.open("r+b") as handle:
+                handle.seek(28)
+                handle.write(page_count.to_bytes(4, "big"))  # the copy's header agrees with its length
+                handle.truncate(max(page_size * page_count, size))
+        except OSError as exc:
+            self.close()
+            raise DataError(f"cannot pad a copy of {self.path} to the {page_count} pages its header declares "
+                            f"({exc.strerror or exc})") from exc
         try:
             self._db = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
             rows = self._db.execute("SELECT id, name, type FROM topics").fetchall()
