@@ -317,6 +317,10 @@ class DataConfig:
     (day road scenes from RoadScene/M3SVD, day and night from MSRS); never the test sets."""
     val_set: str = ""
     """A separate validation set under `root` instead of the held-out split; empty = the held-out split."""
+    pack: str = ""
+    """A packed data file (training/pack.py) to train from instead of `root`: the training pairs, the
+    held-out validation pairs and their precomputed text features (for machines without the data or a
+    text model)."""
     layout: PairLayout = "mnm"
     """Folder layout of each set: mnm vis/+ir/, msrs vi/+ir/, llvip visible/+infrared/, m3fd Vis/+Ir/,
     kaist visible/+lwir/ (searched recursively; the same relative name is one pair)."""
@@ -352,6 +356,11 @@ class TrainConfig:
     """Run folder: resume state, TensorBoard logs, checkpoints and the JSON summary."""
     export_path: str = ""
     """Where the best stage-2 model is also written as an fp16 checkpoint; empty = only in out_dir."""
+    export_max_mib: float = 0.0
+    """Split the fp16 export into <export_path>.partN files of at most this size (0 = never); join
+    them with `cat <export_path>.part* > <export_path>`."""
+    log_dir: str = ""
+    """Folder for summary.json and the TensorBoard scalars; empty = out_dir."""
     batch_size: int = 4
     """Crops per step and per process."""
     jsrl_steps: int = 200
@@ -400,6 +409,20 @@ class TrainConfig:
     """Fusion stage: 1 − mean SSIM of the fused Y to both sources."""
     text_thumb_size: int = 64
     """Side of the thumbnails the stage-2 prompts are computed on (prompts need only coarse statistics)."""
+    budget_s: float = 0.0
+    """Wall-clock budget of the whole run in seconds (0 = none: the step counts alone decide). With a
+    budget each stage ends at its share of it (budget_split) or at its step count, whichever comes
+    first, validates, saves and hands over; the learning-rate schedule follows the larger of the step
+    and the time progress, so a stage cut by the clock still ends on a low learning rate."""
+    budget_split: tuple[float, float, float, float] = (0.15, 0.05, 0.7, 0.1)
+    """Shares of budget_s for jsrl, dict, vgii and fusion; time a stage leaves unused passes to the next."""
+    validate_every_s: float = 0.0
+    """Also validate (and export an improved model) whenever this many seconds passed since the last
+    validation (0 = only every steps_per_epoch)."""
+
+    def __post_init__(self) -> None:
+        if self.budget_s < 0 or any(share < 0 for share in self.budget_split) or sum(self.budget_split) <= 0:
+            raise ConfigError("budget_s and the budget_split shares must be non-negative (and the shares not all 0)")
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,3 +29,30 @@ def random_dictionary(n_atoms: int, atom_size: int, seed: int = 0) -> torch.Tens
     """A K×k×k dictionary of random unit-norm atoms."""
     atoms = torch.randn(n_atoms, atom_size, atom_size, generator=torch.Generator().manual_seed(seed))
     return atoms / atoms.flatten(1).norm(dim=1)[:, None, None]
+
+
+def write_pair(vis_dir: Path, ir_dir: Path, name: str, rng: np.random.Generator, size: int = 40) -> None:
+    """A smooth random RGB image and an 'IR' image that is its inverted luminance plus a warm blob."""
+    from PIL import Image
+
+    coarse = rng.random((5, 5, 3))
+    vis = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = rng.integers(size // 4, size - size // 4, 2)
+    blob = 200 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 30.0)
+    ir = np.clip(255 - vis.mean(axis=2) * 0.7 + blob, 0, 255).astype(np.uint8)
+    vis_dir.mkdir(parents=True, exist_ok=True)
+    ir_dir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(vis).save(vis_dir / f"{name}.png")
+    Image.fromarray(ir).save(ir_dir / f"{name}.png")
+
+
+@pytest.fixture(scope="session")
+def pair_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three small sets of made-up aligned pairs (synth_a 4, synth_b 3, synth_val 2) for training tests."""
+    root = tmp_path_factory.mktemp("pairs")
+    rng = np.random.default_rng(0)
+    for set_name, count in (("synth_a", 4), ("synth_b", 3), ("synth_val", 2)):
+        for i in range(count):
+            write_pair(root / set_name / "vis", root / set_name / "ir", f"{i:03d}", rng)
+    return root

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from mnm_core.checkpoint import load_model, read_checkpoint
 from mnm_core.errors import ConfigError, DataError
+from test.conftest import write_pair
 from training.data import find_pairs
 from training.logging_utils import load_state
 from training.train import load_config
@@ -28,36 +28,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = REPO_ROOT / "training" / "train.py"
 
 
-def _write_pair(vis_dir: Path, ir_dir: Path, name: str, rng: np.random.Generator, size: int = 40) -> None:
-    """A smooth random RGB image and an 'IR' image that is its inverted luminance plus a warm blob."""
-    coarse = rng.random((5, 5, 3))
-    vis = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
-    yy, xx = np.mgrid[:size, :size]
-    cy, cx = rng.integers(size // 4, size - size // 4, 2)
-    blob = 200 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 30.0)
-    ir = np.clip(255 - vis.mean(axis=2) * 0.7 + blob, 0, 255).astype(np.uint8)
-    vis_dir.mkdir(parents=True, exist_ok=True)
-    ir_dir.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(vis).save(vis_dir / f"{name}.png")
-    Image.fromarray(ir).save(ir_dir / f"{name}.png")
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pairs")
-    rng = np.random.default_rng(0)
-    for set_name, count in (("synth_a", 4), ("synth_b", 3), ("synth_val", 2)):
-        for i in range(count):
-            _write_pair(root / set_name / "vis", root / set_name / "ir", f"{i:03d}", rng)
-    return root
-
-
-def _config(tmp_path: Path, data_root: Path, **train: object) -> Path:
+def _config(tmp_path: Path, pair_root: Path, **train: object) -> Path:
     values = {"preset": "tiny", "out_dir": str(tmp_path / "run"), "batch_size": 2, "jsrl_steps": 4,
-              "dict_batches": 2, "vgii_steps": 6, "steps_per_epoch": 3, "log_every": 1, "checkpoint_every": 2,
+              "dict_batches": 2, "vgii_steps": 6, "fusion_steps": 3, "steps_per_epoch": 3, "log_every": 1,
+              "checkpoint_every": 2,
               "warmup_steps": 2, "export_path": str(tmp_path / "export.safetensors"), **train}
     config = {"train": values,
-              "data": {"root": str(data_root), "train_sets": ["synth_a", "synth_b"], "val_set": "synth_val",
+              "data": {"root": str(pair_root), "train_sets": ["synth_a", "synth_b"], "val_set": "synth_val",
                        "crop_size": 16, "val_images": 2, "val_max_side": 32},
               "text": {"encoder": "none"}}
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -73,10 +50,10 @@ def _train(config: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+def straight_run(tmp_path_factory: pytest.TempPathFactory, pair_root: Path) -> Path:
     """One uninterrupted tiny-preset run of all stages (shared by the smoke and the resume test)."""
     tmp_path = tmp_path_factory.mktemp("straight")
-    result = _train(_config(tmp_path, data_root))
+    result = _train(_config(tmp_path, pair_root))
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp_path
 
@@ -94,13 +71,14 @@ def test_tiny_preset_trains_all_stages(straight_run: Path) -> None:
     _, tensors = read_checkpoint(tmp_path / "export.safetensors")
     assert tensors["rin.unet.out.weight"].dtype == torch.float16
     summary = yaml.safe_load((run / "summary.json").read_text())  # JSON is YAML
-    assert {"pseudo_ir_ssim", "AG", "Qcb"} <= set(summary["vgii"]["last_val"])
+    assert {"pseudo_ir_ssim", "hotspot_auc", "val_score"} <= set(summary["vgii"]["last_val"])
+    assert {"AG", "Qcb"} <= set(summary["fusion"]["last_val"])  # the fusion stage scores the fused image
     assert np.isfinite(summary["vgii"]["last_loss"]["total"])
 
 
 @pytest.mark.slow
-def test_resumed_run_matches_uninterrupted_run(tmp_path: Path, data_root: Path, straight_run: Path) -> None:
-    interrupted = _config(tmp_path / "b", data_root)
+def test_resumed_run_matches_uninterrupted_run(tmp_path: Path, pair_root: Path, straight_run: Path) -> None:
+    interrupted = _config(tmp_path / "b", pair_root)
     first = _train(interrupted, "--stop-after", "3")  # stops inside JSRL at step 3 of 4
     assert first.returncode == 130, first.stderr[-3000:]
     assert load_state(tmp_path / "b" / "run" / "jsrl_state.pt")["step"] == 3
@@ -118,8 +96,8 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path, data_root: Path, 
         torch.testing.assert_close(b["model"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_sigterm_leaves_a_resumable_state(tmp_path: Path, data_root: Path) -> None:
-    config = _config(tmp_path, data_root, jsrl_steps=10_000, checkpoint_every=1)
+def test_sigterm_leaves_a_resumable_state(tmp_path: Path, pair_root: Path) -> None:
+    config = _config(tmp_path, pair_root, jsrl_steps=10_000, checkpoint_every=1)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(TRAIN_PY), "--config", str(config)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -152,9 +130,9 @@ def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
 
 def test_find_pairs_layouts(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    _write_pair(tmp_path / "kaist" / "set00" / "V000" / "visible", tmp_path / "kaist" / "set00" / "V000" / "lwir",
+    write_pair(tmp_path / "kaist" / "set00" / "V000" / "visible", tmp_path / "kaist" / "set00" / "V000" / "lwir",
                 "I00000", rng, size=16)
-    _write_pair(tmp_path / "llvip" / "visible" / "train", tmp_path / "llvip" / "infrared" / "train", "010001",
+    write_pair(tmp_path / "llvip" / "visible" / "train", tmp_path / "llvip" / "infrared" / "train", "010001",
                 rng, size=16)
     (tmp_path / "llvip" / "visible" / "train" / "unpaired.png").write_bytes(b"")
     assert [p[0].name for p in find_pairs(tmp_path / "kaist", "kaist")] == ["I00000.png"]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from mnm_core.colour import luminance
 from mnm_core.config import SIZE_MULTIPLE, DataConfig
@@ -36,7 +35,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 @dataclass
 class PairedImage:
-    """One aligned pair, uint8: vis H×W×3 RGB, ir H×W."""
+    """One aligned pair, uint8: vis H×W×3 RGB (or H×W luminance, as packed for training), ir H×W."""
 
     vis: np.ndarray
     ir: np.ndarray
@@ -76,6 +75,8 @@ def find_pairs(set_dir: Path, layout: str) -> list[tuple[Path, Path]]:
 
 def read_pair(vis_path: Path, ir_path: Path, set_name: str) -> PairedImage:
     """Load one pair as uint8; IR stored as RGB is reduced to one channel; sizes must agree."""
+    from PIL import Image
+
     try:
         vis = np.asarray(Image.open(vis_path).convert("RGB"))
         ir = np.asarray(Image.open(ir_path).convert("L"))
@@ -112,17 +113,12 @@ def split_holdout(images: list[PairedImage], every: int) -> tuple[list[PairedIma
     return train, val
 
 
-def resolve_root(config: DataConfig, repo_root: Path) -> Path:
-    root = Path(config.root)
-    return root if root.is_absolute() else (repo_root / root).resolve()
-
-
 def photometric(rgb: np.ndarray, strength: float, gen: torch.Generator) -> np.ndarray:
-    """Random brightness, contrast, gamma and per-channel gain of an H×W×3 float image in [0, 1]."""
+    """Random brightness, contrast, gamma and per-channel gain of an H×W×3 (or H×W) float image in [0, 1]."""
     if strength <= 0:
         return rgb
     u = (torch.rand(6, generator=gen).numpy() * 2 - 1) * strength
-    gains = 1.0 + 0.5 * u[3:6]
+    gains = 1.0 + 0.5 * (u[3:6] if rgb.ndim == 3 else u[3])
     out = rgb * gains * (1.0 + u[0])
     mean = out.mean()
     out = (out - mean) * (1.0 + u[1]) + mean
@@ -176,7 +172,8 @@ class CropSampler:
         if bool(torch.rand(1, generator=gen) < 0.5):
             vis_crop, ir_crop = vis_crop[:, ::-1], ir_crop[:, ::-1]
         vis_crop = photometric(vis_crop, self.config.photometric, gen)
-        return np.ascontiguousarray(luminance(vis_crop)), np.ascontiguousarray(ir_crop)
+        y = luminance(vis_crop) if vis_crop.ndim == 3 else vis_crop  # packed data holds Y already
+        return np.ascontiguousarray(y), np.ascontiguousarray(ir_crop)
 
     def _crop(self, image: PairedImage, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A random crop_size crop (uint8); images smaller than a crop are upscaled to fit one."""
@@ -205,6 +202,8 @@ def centre_crop(image: PairedImage, max_side: int) -> PairedImage:
 
 def thumbnail(image: PairedImage, size: int) -> tuple[np.ndarray, np.ndarray]:
     """A size×size (visible RGB, IR) float pair in [0, 1], for prompts computed on whole images."""
+    from PIL import Image
+
     vis = np.asarray(Image.fromarray(image.vis).resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
     ir = np.asarray(Image.fromarray(image.ir).resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
     return vis, ir

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import signal
@@ -77,8 +78,11 @@ class RunLogger:
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
     def images(self, tag: str, rows: list[torch.Tensor], step: int) -> None:
-        """One grid: each row a B×1×H×W batch laid side by side, rows stacked (same H, W everywhere)."""
-        if self.writer is not None and rows:
+        """One grid: each row a B×1×H×W batch laid side by side, rows stacked (same H, W everywhere).
+
+        Skipped where Pillow (which TensorBoard encodes images with) is not installed, e.g. on the GPU machine.
+        """
+        if self.writer is not None and rows and importlib.util.find_spec("PIL") is not None:
             grid = torch.cat([torch.cat(list(row[:, 0]), dim=-1) for row in rows], dim=-2)
             self.writer.add_image(tag, grid.clamp(0, 1)[None], step)
 

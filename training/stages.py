@@ -33,7 +33,7 @@ from training.data import CropSampler, PairedImage
 from training.logging_utils import RunLogger, StopFlag, load_state, save_state
 from training.losses import PseudoIrOutput, fusion_loss, jsrl_loss, pseudo_ir_loss
 from training.text_features import compute_features, create_text_encoder, set_standardisation
-from training.validate import validate
+from training.validate import FUSION_METRICS_AVAILABLE, validate
 
 LOGGER = logging.getLogger(__name__)
 STAGE_IDS = {"jsrl": 1, "dict": 2, "vgii": 3, "fusion": 4}
@@ -58,6 +58,17 @@ class RunContext:
     world: int = 1
     stop_after: int = 0
     """Simulated interruption: save and stop once a stage's step counter reaches this (0 = never)."""
+    text_features: tuple[torch.Tensor, torch.Tensor, str] | None = None
+    """Precomputed (train, validation) text features and the encoder fingerprint, from a data pack."""
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def stage_deadline(self, stage: str) -> float:
+        """time.monotonic() by which `stage` hands over: its cumulative share of train.budget_s (inf without)."""
+        if self.train.budget_s <= 0:
+            return math.inf
+        shares = self.train.budget_split
+        upto = sum(shares[:STAGE_IDS[stage]]) / sum(shares)
+        return self.started + self.train.budget_s * upto
 
     def generator(self, stage: str, step: int) -> torch.Generator:
         seed = ((self.train.seed * 1_000_003 + STAGE_IDS[stage]) * 10_000_019 + step) * 64 + self.rank
@@ -75,11 +86,12 @@ class RunContext:
                               text_encoder=text_encoder, extra=provenance)
 
 
-def learning_rate(base: float, step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 5 % of `base` at `total`."""
+def learning_rate(base: float, step: int, total: int, warmup: int, time_progress: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 5 % of `base` at `total` steps or at the end of the time
+    budget (`time_progress` = fraction of the stage's time used), whichever is nearer."""
     if step < warmup:
         return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_progress))
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -119,9 +131,12 @@ def _train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable
                                     "torch_rng": torch.get_rng_state(), "extra": state_extra})
 
     progress = tqdm(total=total, initial=step, desc=stage, disable=ctx.rank != 0, dynamic_ncols=True)
-    started, start_step = time.time(), step
+    started = last_validation = time.monotonic()
+    start_step, deadline = step, ctx.stage_deadline(stage)
     while step < total:
-        lr = learning_rate(base_lr, step, total, ctx.train.warmup_steps)
+        now = time.monotonic()
+        time_progress = 0.0 if math.isinf(deadline) else (now - started) / max(1e-6, deadline - started)
+        lr = learning_rate(base_lr, step, total, ctx.train.warmup_steps, time_progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
         terms = step_fn(step)
@@ -134,20 +149,34 @@ def _train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable
         state_extra["last_loss"] = values
         progress.update(1)
         progress.set_postfix(loss=f"{values['total']:.4f}")
+        now = time.monotonic()
+        out_of_time = now >= deadline
         if step % ctx.train.log_every == 0 or step == total:
-            rate = (step - start_step) * ctx.train.batch_size * ctx.world / max(1e-6, time.time() - started)
+            rate = (step - start_step) * ctx.train.batch_size * ctx.world / max(1e-6, now - started)
             ctx.logger.scalars(f"{stage}/loss", values, step)
             ctx.logger.scalars(f"{stage}", {"lr": lr, "grad_norm": float(grad_norm), "crops_per_s": rate}, step)
         if step % ctx.train.checkpoint_every == 0 or step == total:
             checkpoint()
-        if on_epoch is not None and (step % ctx.train.steps_per_epoch == 0 or step == total):
+        every_s = ctx.train.validate_every_s
+        if on_epoch is not None and (step % ctx.train.steps_per_epoch == 0 or step == total or out_of_time
+                                     or (every_s > 0 and now - last_validation >= every_s)):
             on_epoch(step)
             checkpoint()
+            last_validation = time.monotonic()
         if ctx.stop or (ctx.stop_after and step >= ctx.stop_after and step < total):
             checkpoint()
             progress.close()
             raise TrainingStoppedError(f"{stage} stopped at step {step}/{total}; rerun with --resume to continue")
+        if out_of_time:
+            checkpoint()
+            LOGGER.info("%s: time budget reached at step %d of %d", stage, step, total)
+            break
     progress.close()
+    seconds = time.monotonic() - started
+    crops = (step - start_step) * ctx.train.batch_size * ctx.world
+    ctx.logger.update_summary(stage, {"steps_this_process": step - start_step,
+                                      "seconds_this_process": round(seconds, 1),
+                                      "crops_per_s": crops / max(1e-6, seconds)})
     return step
 
 
@@ -190,9 +219,13 @@ def run_dict(ctx: RunContext) -> Path:
     jsrl = jsrl.to(ctx.device)
     config = jsrl.config
     stats = DictionaryStatistics(config.n_atoms, config.atom_size, device=ctx.device)
+    deadline = ctx.stage_deadline("dict")
     for batch in tqdm(range(ctx.train.dict_batches), desc="dict", disable=ctx.rank != 0):
         vis, ir, _ = ctx.batch("dict", batch)
         jsrl.accumulate_statistics(stats, vis, ir)
+        if time.monotonic() >= deadline and ctx.world == 1:  # ranks must add the same number of batches
+            LOGGER.info("dict: time budget reached after %d of %d batches", batch + 1, ctx.train.dict_batches)
+            break
     if ctx.world > 1:
         n_pixels = torch.tensor([float(stats.n_pixels)], dtype=torch.float64, device=ctx.device)
         for tensor in (stats.gram, stats.rhs, n_pixels):
@@ -279,7 +312,16 @@ def _stage2_model(ctx: RunContext, source: Path | None) -> VgiiModel:
 
 def _text_features(ctx: RunContext, model: VgiiModel, extra: dict):
     """(train, validation) text features, or (None, None) with the encoder off; sets the model's
-    feature standardisation the first time an encoder is used in this run."""
+    feature standardisation the first time an encoder is used in this run. Precomputed features (from a
+    data pack) are used as they are, without a text model; a pack without features means no text."""
+    if ctx.data.pack and ctx.text_features is None:
+        return None, None
+    if ctx.text_features is not None:
+        train_features, val_features, fingerprint = ctx.text_features
+        if extra["text_encoder"] != fingerprint:
+            set_standardisation(model, train_features)
+            extra["text_encoder"] = fingerprint
+        return train_features, val_features
     encoder = create_text_encoder(ctx.text, model.config.text_dim)
     if encoder is None:
         return None, None
@@ -340,8 +382,7 @@ def run_vgii(ctx: RunContext) -> Path:
         if scores["val_score"] > extra["best_score"]:
             extra["best_score"] = scores["val_score"]
             save_checkpoint(ctx.out_dir / "vgii_best.safetensors", model, info)
-            if ctx.train.export_path:
-                save_checkpoint(ctx.train.export_path, model, info, half=True)
+            export_checkpoint(ctx, model, info)
             LOGGER.info("step %d: new best validation score %.4f (hotspot_auc %.4f, SSIM %.4f)", step,
                         scores["val_score"], scores["hotspot_auc"], scores["pseudo_ir_ssim"])
         ctx.logger.update_summary("vgii", {"steps": step, "text_encoder": extra["text_encoder"],
@@ -375,7 +416,8 @@ def run_fusion(ctx: RunContext) -> Path:
 
     def on_epoch(step: int) -> None:
         if ctx.rank == 0:
-            extra["history"].append({"step": step, **_validate_and_log(ctx, model, val_text, step, True)})
+            scores = _validate_and_log(ctx, model, val_text, step, FUSION_METRICS_AVAILABLE)
+            extra["history"].append({"step": step, **scores})
 
     steps = _train_loop(ctx, "fusion", model.gate, step_fn, ctx.train.fusion_steps, ctx.train.fusion_lr, extra,
                         saved, on_epoch)
@@ -383,10 +425,27 @@ def run_fusion(ctx: RunContext) -> Path:
     if ctx.rank == 0:
         info = ctx.info("vgii", text_encoder=extra["text_encoder"], steps=steps, val=extra["history"][-1])
         save_checkpoint(path, model, info)
-        if ctx.train.export_path:
-            save_checkpoint(ctx.train.export_path, model, info, half=True)
+        export_checkpoint(ctx, model, info)
         ctx.logger.update_summary("fusion", {"steps": steps, "last_val": extra["history"][-1]})
     return path
+
+
+def export_checkpoint(ctx: RunContext, model: VgiiModel, info: CheckpointInfo) -> None:
+    """Write the fp16 export (train.export_path), split into .partN files when over train.export_max_mib
+    (a transfer limit of the GPU machine); a no-op without an export path."""
+    if not ctx.train.export_path:
+        return
+    path = Path(ctx.train.export_path)
+    save_checkpoint(path, model, info, half=True)
+    limit = int(ctx.train.export_max_mib * 2**20)
+    for stale in path.parent.glob(path.name + ".part*"):
+        stale.unlink()
+    if limit <= 0 or path.stat().st_size <= limit:
+        return
+    data = path.read_bytes()
+    for index, start in enumerate(range(0, len(data), limit)):
+        path.with_name(f"{path.name}.part{index:02d}").write_bytes(data[start:start + limit])
+    path.unlink()
 
 
 def _validate_and_log(ctx: RunContext, model: VgiiModel, val_text: torch.Tensor | None, step: int,

@@ -46,6 +46,10 @@ def load_config(path: str | Path, seed: int | None = None) -> tuple[TrainConfig,
     train = from_mapping(TrainConfig, raw.get("train", {}))
     if seed is not None:
         train = dataclasses.replace(train, seed=seed)
+    for key in ("export_path", "init_from"):  # relative paths are relative to the repository root
+        value = getattr(train, key)
+        if value and not Path(value).is_absolute():
+            train = dataclasses.replace(train, **{key: str(REPO_ROOT / value)})
     return train, from_mapping(DataConfig, raw.get("data", {})), from_mapping(TextConfig, raw.get("text", {}))
 
 
@@ -82,6 +86,22 @@ def prepare_out_dir(out_dir: Path, resume: bool, stage: str) -> None:
                           "or choose another train.out_dir / --out-dir")
 
 
+def resolve_path(path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else REPO_ROOT / path
+
+
+def load_data(data: DataConfig) -> tuple[list, list]:
+    """(training pairs, validation pairs): the held-out split of the training sets (or data.val_set),
+    at most data.val_images per set, centre-cropped to data.val_max_side."""
+    from training.data import centre_crop, load_sets, split_holdout
+
+    root = resolve_path(data.root)
+    images, held_out = split_holdout(load_sets(root, data.train_sets, data.layout), data.val_every)
+    if data.val_set:
+        held_out = load_sets(root, (data.val_set,), data.layout)
+    return images, [centre_crop(im, data.val_max_side) for im in _per_set(held_out, data.val_images)]
+
+
 def _per_set(images: list, limit: int) -> list:
     """At most `limit` images of each set, spread over the set (every n-th), in order."""
     by_set: dict[str, list] = {}
@@ -95,47 +115,53 @@ def _per_set(images: list, limit: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnm_core.config import preset
-    from training.data import CropSampler, centre_crop, load_sets, resolve_root, split_holdout
-    from training.logging_utils import RunLogger, StopFlag
-    from training.stages import RunContext, TrainingStoppedError, run_dict, run_fusion, run_jsrl, run_vgii
-
     train, data, text = load_config(args.config, args.seed)
     if args.out_dir:
         train = dataclasses.replace(train, out_dir=args.out_dir)
+    return run_training(train, data, text, args.stage, args.resume, args.stop_after, source=args.config)
+
+
+def run_training(train: TrainConfig, data: DataConfig, text: TextConfig, stage: str = "all", resume: bool = False,
+                 stop_after: int = 0, source: str = "") -> int:
+    """Run the `stage`s of a training (all = every stage not done yet); 0 when done, 130 when stopped early.
+
+    `source` names where the configuration came from (recorded in the summary)."""
+    from mnm_core.config import preset
+    from training.data import CropSampler
+    from training.logging_utils import RunLogger, StopFlag
+    from training.stages import RunContext, TrainingStoppedError, run_dict, run_fusion, run_jsrl, run_vgii
+
     preset(train.preset)  # fail early on an unknown preset
-    for key in ("export_path", "init_from"):  # relative paths are relative to the repository root
-        value = getattr(train, key)
-        if value and not Path(value).is_absolute():
-            train = dataclasses.replace(train, **{key: str(REPO_ROOT / value)})
-    out_dir = Path(train.out_dir) if Path(train.out_dir).is_absolute() else REPO_ROOT / train.out_dir
+    out_dir = resolve_path(train.out_dir)
     rank, world, device = init_distributed()
     if rank == 0:
-        prepare_out_dir(out_dir, args.resume, args.stage)
-    root = resolve_root(data, REPO_ROOT)
-    images, held_out = split_holdout(load_sets(root, data.train_sets, data.layout), data.val_every)
-    if data.val_set:
-        held_out = load_sets(root, (data.val_set,), data.layout)
-    val_images = [centre_crop(im, data.val_max_side) for im in _per_set(held_out, data.val_images)]
+        prepare_out_dir(out_dir, resume, stage)
+    text_features = None
+    if data.pack:
+        from training.pack import read_pack
+
+        images, val_images, text_features = read_pack(resolve_path(data.pack))
+    else:
+        images, val_images = load_data(data)
     stop = StopFlag()
     stop.install()
-    logger = RunLogger(out_dir, enabled=rank == 0)
-    logger.update_summary("run", {"config": args.config, "preset": train.preset, "seed": train.seed,
+    logger = RunLogger(resolve_path(train.log_dir) if train.log_dir else out_dir, enabled=rank == 0)
+    logger.update_summary("run", {"config": source, "preset": train.preset, "seed": train.seed,
                                   "world_size": world, "device": str(device), "train_images": len(images),
                                   "threads": torch.get_num_threads(), "train": dataclasses.asdict(train),
                                   "data": dataclasses.asdict(data), "text": dataclasses.asdict(text)})
     ctx = RunContext(train, data, text, out_dir, CropSampler(images, data), val_images, logger, stop, device,
-                     rank, world, args.stop_after)
-    stages = ["jsrl", "dict", "vgii", "fusion"] if args.stage == "all" else [args.stage]
-    if args.stage == "all" and train.init_from:
+                     rank, world, stop_after, text_features)
+    stages = ["jsrl", "dict", "vgii", "fusion"] if stage == "all" else [stage]
+    if stage == "all" and train.init_from:
         stages = ["vgii", "fusion"]
     products = {"jsrl": out_dir / "jsrl.safetensors", "dict": out_dir / "dictionary.safetensors"}
     try:
-        for stage in stages:
-            if args.stage == "all" and stage in products and products[stage].is_file():
-                LOGGER.info("stage %s already done (%s)", stage, products[stage])
+        for name in stages:
+            if stage == "all" and name in products and products[name].is_file():
+                LOGGER.info("stage %s already done (%s)", name, products[name])
                 continue
-            {"jsrl": run_jsrl, "dict": run_dict, "vgii": run_vgii, "fusion": run_fusion}[stage](ctx)
+            {"jsrl": run_jsrl, "dict": run_dict, "vgii": run_vgii, "fusion": run_fusion}[name](ctx)
             if world > 1:
                 dist.barrier()
     except TrainingStoppedError as exc:

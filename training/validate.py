@@ -9,6 +9,8 @@ pseudo-IR on night scenes (DESIGN.md §5):
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import torch
 
@@ -18,6 +20,8 @@ from mnm_core.model import VgiiModel
 from mnm_core.pipeline import to_uint8
 from training.data import PairedImage
 
+FUSION_METRICS_AVAILABLE = importlib.util.find_spec("scipy") is not None
+"""VIFB's fusion metrics need scipy; the pseudo-IR scores do not (the GPU machine has no scipy)."""
 NIGHT_MEAN_Y = 0.25
 """A validation image whose mean visible luminance is below this counts as a night scene."""
 
