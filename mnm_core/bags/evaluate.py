@@ -1,19 +1,21 @@
 """Offline evaluation of a bag (`mnm bag-eval`): the frame pipeline on every n-th visible frame, metrics,
 a new bag with the outputs, per-frame CSV, summary.json and an HTML report.
 
-Two passes over the bag: the first reads header stamps and pairs visible with thermal frames; the second
-decodes, processes and writes. Thermal frames wait in a small buffer until their visible partner comes
-(bags are in receive order, so partners are close). The model sees only the visible frame (missing-IR
-protocol); the real IR only scores, the pseudo-IR beside the trivial guesses visible Y and 1 − Y.
-summary.json's `mean` has the keys of `mnm eval --method model`'s summary.
+The bag is a frame source for the evaluator (`mnm_core.evaluation.evaluator`), read in two passes: the
+first reads header stamps and pairs visible with thermal frames; the second decodes and yields each
+selected visible frame as soon as its thermal partner (if any) has been read, copying every message to
+the new bag on the way (bags are in receive order, so partners are close and wait in a small buffer).
+The model sees only the visible frame (missing-IR protocol); the real IR only scores, the pseudo-IR
+beside the trivial guesses visible Y and 1 − Y. summary.json's `mean` has the keys of
+`mnm eval --method model`'s summary, computed by the same code.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +25,10 @@ from mnm_core.bags.pairing import Pairing, pair_by_stamp
 from mnm_core.bags.reader import IMAGE_TYPE, BagReader, Frame, RawMessage
 from mnm_core.bags.writer import BagWriter, Storage, image_message
 from mnm_core.errors import DataError, InputError
-from mnm_core.evaluation import ModelMethod, mean_metrics, result_keys, write_csv
-from mnm_core.guesses import pseudo_ir_comparison
-from mnm_core.metrics import MODES, fusion_metrics, to_gray
+from mnm_core.evaluation.evaluator import Evaluator, Sample, json_safe, mean_metrics, result_keys, write_csv
+from mnm_core.evaluation.methods import EVAL_BACKEND, MethodOutput, ModelMethod
+from mnm_core.frames import to_rgb
+from mnm_core.metrics import to_gray
 
 LOGGER = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ FUSED_TOPIC = "/mnm/fused"
 KEYS = result_keys("model")
 SAMPLES = 4
 """Frames shown in the report's sample grid."""
+CSV_COLUMNS = ["index", "stamp_ns", "bag_time_ns", "height", "width", "ir_offset_ms", "latency_ms", "inference_ms",
+               *KEYS, "notes"]
 
 
 @dataclass
@@ -46,26 +51,9 @@ class BagEvalResult:
     samples: list[dict[str, object]] = field(default_factory=list)
 
 
-def no_reference_metrics(fused: np.ndarray, mode: str) -> dict[str, float]:
-    """AG, EI, EN and SF: the metrics that need only the fused image (no thermal partner)."""
-    from mnm_core.metrics.vifb import avg_gradient, edge_intensity, entropy, spatial_frequency
-
-    image = to_gray(fused) if mode == "gray" else fused
-    return {"AG": avg_gradient(image), "EI": edge_intensity(image), "EN": entropy(image),
-            "SF": spatial_frequency(image)}
-
-
-def _rgb(image: np.ndarray, layout: str) -> np.ndarray:
-    return np.ascontiguousarray(image[:, :, ::-1]) if layout == "bgr" else image
-
-
 def _thermal(frame: Frame) -> np.ndarray:
-    """A thermal frame as H×W uint8 (equal channels collapsed, other colour through rgb2gray)."""
-    if frame.image.ndim == 2:
-        return frame.image
-    rgb = _rgb(frame.image, frame.layout)
-    return np.ascontiguousarray(rgb[:, :, 0]) if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (
-        rgb[:, :, 1] == rgb[:, :, 2]).all() else to_gray(rgb)
+    """A thermal frame as H×W uint8 (colour through rgb2gray; equal channels are gray already)."""
+    return frame.image if frame.layout == "gray" else to_gray(frame.rgb())
 
 
 def _index_stamps(reader: BagReader, topics: list[str]) -> tuple[dict[str, list[int | None]], int]:
@@ -82,26 +70,34 @@ def _index_stamps(reader: BagReader, topics: list[str]) -> tuple[dict[str, list[
     return stamps, bad
 
 
-class _Evaluator:
-    """Pass 2: processes selected visible frames as soon as their thermal partner (if any) has been read."""
+class BagSource:
+    """Pass 2 as a frame source: the selected visible frames with their thermal partners, in bag order (a
+    frame whose partner never arrives comes at the end, scored without it); every message read is also
+    copied to `copy_to`."""
 
-    def __init__(self, reader: BagReader, writer: BagWriter, method: ModelMethod, mode: str, pairing: Pairing,
-                 selected: set[int], sample_at: set[int], topic: str) -> None:
-        self.reader, self.writer, self.method, self.mode = reader, writer, method, mode
-        self.pairing, self.selected, self.sample_at = pairing, selected, sample_at
-        self.topic = topic
+    def __init__(self, reader: BagReader, copy_to: BagWriter, pairing: Pairing, selected: set[int],
+                 topics: list[str]) -> None:
+        self.reader, self.writer, self.pairing, self.selected = reader, copy_to, pairing, selected
+        self.topics = topics
         self.wanted_ir = {j: i for i, j in enumerate(pairing.partner) if j is not None and i in selected}
         self.ir_frames: dict[int, Frame] = {}
         self.waiting: dict[int, Frame] = {}
-        self.rows: list[dict[str, object]] = []
-        self.samples: list[dict[str, object]] = []
         self.undecodable = 0
 
-    def feed(self, message: RawMessage, index: int) -> None:
-        """One input message (index within its topic): copied to the output bag, and maybe processed."""
+    def __iter__(self) -> Iterator[Sample]:
+        counters = dict.fromkeys(self.topics, 0)
+        for message in self.reader.messages(self.topics):
+            yield from self._feed(message, counters[message.topic])
+            counters[message.topic] += 1
+        for index, frame in sorted(self.waiting.items()):
+            yield self._sample(index, frame, None, note="thermal partner lost (bag damaged)")
+        self.waiting.clear()
+
+    def _feed(self, message: RawMessage, index: int) -> Iterator[Sample]:
+        """One input message (index within its topic): copied to the output bag, and maybe a sample."""
         self.writer.add_topic(message.topic, message.msgtype)
         self.writer.write(message.topic, message.bag_time_ns, message.data)
-        is_vis = message.topic == self.topic
+        is_vis = message.topic == self.topics[0]
         if (is_vis and index not in self.selected) or (not is_vis and index not in self.wanted_ir):
             return
         try:
@@ -110,63 +106,56 @@ class _Evaluator:
             LOGGER.warning("frame %d of %s skipped: %s", index, message.topic, exc)
             self.undecodable += 1
             if not is_vis and self.wanted_ir[index] in self.waiting:
-                self._process(self.wanted_ir[index], self.waiting.pop(self.wanted_ir[index]), None)
+                yield self._sample(self.wanted_ir[index], self.waiting.pop(self.wanted_ir[index]), None)
             return
         if is_vis:
             partner = self.pairing.partner[index]
             if partner is None or partner in self.ir_frames:
-                self._process(index, frame, self.ir_frames.pop(partner, None) if partner is not None else None)
+                yield self._sample(index, frame, self.ir_frames.pop(partner, None) if partner is not None else None)
             else:
                 self.waiting[index] = frame
         else:
             vis_index = self.wanted_ir[index]
             if vis_index in self.waiting:
-                self._process(vis_index, self.waiting.pop(vis_index), frame)
+                yield self._sample(vis_index, self.waiting.pop(vis_index), frame)
             else:
                 self.ir_frames[index] = frame
 
-    def finish(self) -> None:
-        """Process visible frames whose thermal partner never arrived (damaged bag) without reference metrics."""
-        for index, frame in sorted(self.waiting.items()):
-            self._process(index, frame, None, note="thermal partner lost (bag damaged)")
-        self.waiting.clear()
-        self.rows.sort(key=lambda r: int(r["index"]))  # type: ignore[arg-type]
-
-    def _process(self, index: int, frame: Frame, ir_frame: Frame | None, note: str = "") -> None:
-        result = self.method.fuser.process(frame.image, layout=frame.layout)
-        vis, fused = _rgb(frame.image, frame.layout), _rgb(result.fused, frame.layout)
+    def _sample(self, index: int, frame: Frame, ir_frame: Frame | None, note: str = "") -> Sample:
         offset = self.pairing.offsets_ns[index] if ir_frame is not None else None
-        row: dict[str, object] = {
-            "index": index, "stamp_ns": frame.stamp_ns, "bag_time_ns": frame.bag_time_ns,
-            "height": frame.image.shape[0], "width": frame.image.shape[1],
-            "ir_offset_ms": None if offset is None else offset / 1e6,
-            "latency_ms": result.timings_ms["total"], "inference_ms": result.timings_ms["inference"]}
-        notes = [note] if note else []
+        key: dict[str, object] = {"index": index, "stamp_ns": frame.stamp_ns, "bag_time_ns": frame.bag_time_ns,
+                                  "ir_offset_ms": None if offset is None else offset / 1e6}
+        vis, notes = frame.rgb(), [note] if note else []
         ir = _thermal(ir_frame) if ir_frame is not None else None
         if ir is not None and ir.shape != vis.shape[:2]:
             notes.append(f"thermal frame is {ir.shape[1]}×{ir.shape[0]}, visible {vis.shape[1]}×{vis.shape[0]}: "
                          "no reference metrics")
             ir = None
-        try:
-            if ir is not None:
-                row.update(fusion_metrics(vis, ir, fused, mode=self.mode))
-                row.update(pseudo_ir_comparison(vis, ir, result.pseudo_ir))
-            else:
-                row.update(no_reference_metrics(fused, self.mode))
-        except InputError as exc:
-            notes.append(f"not scored: {exc}")
-        row["notes"] = "; ".join(notes)
-        self.rows.append(row)
+        return Sample(key, vis, ir, notes, frame)
+
+
+class BagSink:
+    """Writes /mnm/pseudo_ir and /mnm/fused for each evaluated frame (its stamp, frame id, bag time and encoding
+    family), and keeps the report's sample frames."""
+
+    def __init__(self, writer: BagWriter, sample_at: set[int]) -> None:
+        self.writer, self.sample_at = writer, sample_at
+        self.samples: list[dict[str, object]] = []
+
+    def write(self, sample: Sample, output: MethodOutput) -> None:
+        frame = sample.frame
+        assert frame is not None and output.pseudo_ir is not None
         types = self.writer.types
         self.writer.add_topic(PSEUDO_IR_TOPIC, IMAGE_TYPE)
         self.writer.add_topic(FUSED_TOPIC, IMAGE_TYPE)
         self.writer.write(PSEUDO_IR_TOPIC, frame.bag_time_ns,
-                          image_message(types, result.pseudo_ir, "gray", frame.stamp_ns, frame.frame_id))
-        self.writer.write(FUSED_TOPIC, frame.bag_time_ns,
-                          image_message(types, result.fused, frame.layout, frame.stamp_ns, frame.frame_id))
-        if index in self.sample_at:
-            self.samples.append({"index": index, "stamp_ns": frame.stamp_ns, "vis": vis, "ir": ir,
-                                 "pseudo_ir": result.pseudo_ir, "fused": fused})
+                          image_message(types, output.pseudo_ir, "gray", frame.stamp_ns, frame.frame_id))
+        self.writer.write(FUSED_TOPIC, frame.bag_time_ns,  # RGB ↔ BGR is its own inverse: back to the input's order
+                          image_message(types, to_rgb(output.fused, frame.layout), frame.layout, frame.stamp_ns,
+                                        frame.frame_id))
+        if sample.key["index"] in self.sample_at:
+            self.samples.append({"index": sample.key["index"], "stamp_ns": frame.stamp_ns, "vis": sample.vis,
+                                 "ir": sample.ir, "pseudo_ir": output.pseudo_ir, "fused": output.fused})
 
 
 def _latency_summary(rows: list[dict[str, object]]) -> dict[str, float]:
@@ -176,20 +165,8 @@ def _latency_summary(rows: list[dict[str, object]]) -> dict[str, float]:
             "max": float(values.max())}
 
 
-CSV_COLUMNS = ["index", "stamp_ns", "bag_time_ns", "height", "width", "ir_offset_ms", "latency_ms", "inference_ms",
-               *KEYS, "notes"]
-
-
-def _json_safe(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str | None = None, every: int = 1,
-                 checkpoint: str | Path | None = None, backend: str = "torch", mode: str = "vifb",
+                 checkpoint: str | Path | None = None, backend: str = EVAL_BACKEND, mode: str = "vifb",
                  tolerance_ms: float = 20.0, storage: Storage | None = None, progress: bool = True,
                  report: bool = True, text_encoder: str = "auto") -> BagEvalResult:
     """Evaluate `topic` of `bag` (see the module docstring); outputs under `out_dir`, the new bag at out_dir/bag.
@@ -203,8 +180,6 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
 
     if every < 1:
         raise InputError(f"--every must be ≥ 1, got {every}")
-    if mode not in MODES:
-        raise InputError(f"unknown metric mode {mode!r}; choose one of {', '.join(MODES)}")
     out_dir = Path(out_dir)
     out_bag = out_dir / "bag"
     if out_bag.exists():
@@ -234,19 +209,15 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
         out_dir.mkdir(parents=True, exist_ok=True)
         storage = storage or ("mcap" if any(Path(bag).glob("*.mcap")) or str(bag).endswith(".mcap") else "sqlite3")
         with ModelMethod(checkpoint, backend, text_encoder) as method, BagWriter(out_bag, storage) as writer:
-            evaluator = _Evaluator(reader, writer, method, mode, pairing, selected, sample_at, topic)
-            counters = {t: 0 for t in topics}
-            with tqdm(total=len(selected), desc="bag-eval", unit="frame", disable=not progress) as bar:
-                for message in reader.messages(topics):
-                    done = len(evaluator.rows)
-                    evaluator.feed(message, counters[message.topic])
-                    counters[message.topic] += 1
-                    bar.update(len(evaluator.rows) - done)
-                evaluator.finish()
+            evaluator = Evaluator({"model": method}, mode)
+            source, sink = BagSource(reader, writer, pairing, selected, topics), BagSink(writer, sample_at)
+            evaluator.run(tqdm(source, total=len(selected), desc="bag-eval", unit="frame", disable=not progress),
+                          sink)
             counts = dict(writer.counts)
             encoder = method.text_encoder
         damage, recovered = reader.damage, reader.recovered
-    rows = evaluator.rows
+    rows = sorted(evaluator.rows["model"], key=lambda r: int(r["index"]))  # type: ignore[call-overload]
+    skipped = [{"name": f"frame {s.name}", "reason": s.reason} for s in evaluator.skipped]
     if not rows:
         raise DataError(f"no frame of {topic} in {bag} could be evaluated" + (f" ({damage})" if damage else ""))
     if damage:
@@ -258,18 +229,19 @@ def evaluate_bag(bag: str | Path, out_dir: str | Path, topic: str, ir_topic: str
         "tolerance_ms": tolerance_ms,
         "frames_in_bag": len(vis_stamps), "frames": len(rows), "images": len(rows),
         "paired": paired, "unpaired": len(rows) - paired if ir_topic else None,
-        "undecodable": bad_stamps + evaluator.undecodable, "damage": damage, "recovered": recovered,
+        "undecodable": bad_stamps + source.undecodable, "skipped": skipped, "damage": damage,
+        "recovered": recovered,
         "mean": mean_metrics(rows, KEYS), "latency_ms": _latency_summary(rows),
         "out_bag": str(out_bag), "out_bag_counts": counts, "seconds": round(time.perf_counter() - start, 3)}
     write_csv(out_dir / "per_frame.csv", rows, CSV_COLUMNS)
     summary_path = out_dir / "summary.json"
-    summary_path.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
-    result = BagEvalResult(rows, summary, out_bag, summary_path, samples=evaluator.samples)
+    summary_path.write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
+    result = BagEvalResult(rows, summary, out_bag, summary_path, samples=sink.samples)
     if report:
         from mnm_core.bags.report import write_bag_report
 
-        result.report_path = write_bag_report(out_dir, summary, rows, evaluator.samples)
+        result.report_path = write_bag_report(out_dir, summary, rows, sink.samples)
     return result
 
 
-__all__ = ["FUSED_TOPIC", "KEYS", "PSEUDO_IR_TOPIC", "BagEvalResult", "evaluate_bag", "no_reference_metrics"]
+__all__ = ["FUSED_TOPIC", "KEYS", "PSEUDO_IR_TOPIC", "BagEvalResult", "BagSink", "BagSource", "evaluate_bag"]

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import typing
 
+from mnm_core.bags.evaluate import evaluate_bag
+from mnm_core.commands.options import api_defaults
 from mnm_core.config import BackendName
+from mnm_core.metrics import MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    default = api_defaults(evaluate_bag)
     parser = subparsers.add_parser(
         "bag-eval", help="run the pipeline on a bag's image topic: new bag, per-frame CSV, summary, HTML report",
         description="Read BAG (sqlite3 or mcap; Image or CompressedImage on TOPIC), run the pipeline on every "
@@ -21,16 +25,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--topic", required=True, help="visible image topic, e.g. /camera/image_raw")
     parser.add_argument("--ir-topic", help="thermal image topic used only for scoring, e.g. /thermal/image_raw")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--every", type=int, default=1, help="process every N-th visible frame")
+    parser.add_argument("--every", type=int, default=default["every"],
+                        help="process every N-th visible frame (%(default)s)")
     parser.add_argument("--checkpoint", help="checkpoint (default: the embedded one)")
-    parser.add_argument("--backend", choices=typing.get_args(BackendName), default="torch",
-                        help="inference backend")
-    parser.add_argument("--text-encoder", default="auto", choices=("auto", "minilm", "none"),
+    parser.add_argument("--backend", choices=typing.get_args(BackendName), default=default["backend"],
+                        help="inference backend (%(default)s)")
+    parser.add_argument("--text-encoder", default=default["text_encoder"], choices=("auto", "minilm", "none"),
                         help="language conditioning, as in `mnm eval`: auto = the encoder the checkpoint was "
                              "trained with, computed for every frame; none = identity modulation")
-    parser.add_argument("--mode", choices=("vifb", "gray"), default="vifb", help="metric mode")
-    parser.add_argument("--tolerance-ms", type=float, default=20.0,
-                        help="largest visible–thermal header stamp difference that still pairs (ms)")
+    parser.add_argument("--mode", choices=MODES, default=default["mode"], help="metric mode (%(default)s)")
+    parser.add_argument("--tolerance-ms", type=float, default=default["tolerance_ms"],
+                        help="largest visible–thermal header stamp difference that still pairs (ms; %(default)s)")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), help="storage of OUT/bag (default: the input's)")
     parser.add_argument("--no-report", action="store_true", help="skip the plots and report.html")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -38,7 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnm_core.bags.evaluate import evaluate_bag
     from mnm_core.evaluation import format_table
     from mnm_core.guesses import PSEUDO_IR_SCORES, guess_means
     from mnm_core.metrics import METRIC_KEYS

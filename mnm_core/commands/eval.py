@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from mnm_core.commands.options import api_defaults
+from mnm_core.evaluation import METHODS, evaluate
+from mnm_core.metrics import MODES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    default = api_defaults(evaluate)
     parser = subparsers.add_parser(
         "eval", help="evaluate a method over a folder of IR–visible pairs (CSV, JSON, HTML report)",
         description="Run METHOD on every pair of DATA (DATA/vis/NAME + DATA/ir/NAME), score it with the VIFB "
@@ -13,14 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "PSNR, SSIM and hotspot_auc, and write OUT/per_image.csv, OUT/summary.json, OUT/fused/, "
                     "OUT/pseudo_ir/ and OUT/report.html. Pairs that cannot be read are skipped with a reason.")
     parser.add_argument("--data", required=True, help="folder with vis/ and ir/ subfolders")
-    parser.add_argument("--method", required=True, choices=("visible", "real-ir", "model"),
+    parser.add_argument("--method", required=True, choices=METHODS,
                         help="visible: the visible image; real-ir: max(Y, real IR) fusion (upper bound); "
                              "model: the mnm pipeline on the visible image only")
     parser.add_argument("--checkpoint", help="checkpoint for --method model (default: the embedded one)")
-    parser.add_argument("--text-encoder", default="auto", choices=("auto", "minilm", "none"),
+    parser.add_argument("--text-encoder", default=default["text_encoder"], choices=("auto", "minilm", "none"),
                         help="language conditioning for --method model: auto = the encoder the checkpoint was "
                              "trained with, computed for every image; none = identity modulation")
-    parser.add_argument("--mode", choices=("vifb", "gray"), default="vifb", help="metric mode")
+    parser.add_argument("--mode", choices=MODES, default=default["mode"], help="metric mode (%(default)s)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-baselines", action="store_true", help="do not score the visible/real-ir baselines")
     parser.add_argument("--no-report", action="store_true", help="skip thumbnails, chart and report.html")
@@ -30,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mnm_core.errors import ConfigError
-    from mnm_core.evaluation import evaluate, format_table
+    from mnm_core.evaluation import format_table
     from mnm_core.guesses import PSEUDO_IR_SCORES, guess_means
     from mnm_core.metrics import METRIC_KEYS
 
