@@ -29,9 +29,8 @@ setup(
             "fuse_node = mnm_ros.fuse_node:main",
         ],
         # `mnm` subcommands: each layer lists its own command modules (mnm_core/cli.py)
-        "mnm.commands": [
-            "1_core = mnm_core.commands:COMMANDS",
-            "2_ros = mnm_ros.commands:COMMANDS",
+        "mnm.commands": [  # mnm_core's own commands are built in (mnm_core.commands.COMMANDS)
+            "ros = mnm_ros.commands:COMMANDS",
         ],
     },
 )

@@ -1,8 +1,8 @@
 """The `mnm` command line: a thin layer of subcommands over the API of each layer.
 
-Each installed layer (this one, the ROS layer, ...) registers a tuple of command modules under the
-`mnm.commands` entry-point group (setup.py); the parser takes them in entry-point name order, so
-mnm_core knows nothing of the layers above it.
+mnm_core's own commands are built in; each layer above it (the ROS layer, ...) registers a tuple of
+command modules under the `mnm.commands` entry-point group (setup.py), taken in entry-point name order,
+so mnm_core knows nothing of the layers above it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ ENTRY_POINT_GROUP = "mnm.commands"
 
 
 def command_modules() -> list:
-    """The command modules every installed layer registered, in entry-point name order (1_core, 2_ros)."""
+    """mnm_core's own command modules, then those other installed layers (mnm_ros) registered in the
+    entry-point group, by entry-point name. The core's own need no package metadata, so
+    `python -m mnm_core.cli` also works from a source tree that was never installed (the GPU machine)."""
+    from mnm_core.commands import COMMANDS
+
     points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name)
-    return [module for point in points for module in point.load()]
+    return [*COMMANDS, *(module for point in points for module in point.load())]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,11 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    modules = command_modules()
-    if not modules:
-        parser.error(f"no commands are registered in the {ENTRY_POINT_GROUP!r} entry-point group: install the "
-                     "package (pip install -e . in the repository, or colcon build) so its metadata exists")
-    for module in modules:
+    for module in command_modules():
         module.register(subparsers)
     return parser
 

@@ -80,10 +80,14 @@ def test_no_import_circle():
 
 
 def test_each_layer_registers_its_own_commands():
+    """mnm_core builds its own commands in (so `python -m mnm_core.cli` works uninstalled); the layers
+    above register theirs as entry points."""
     from mnm_core.cli import ENTRY_POINT_GROUP, build_parser
+    from mnm_core.commands import COMMANDS
 
     layers = {point.value.split(".")[0]: point.load()
               for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    layers["mnm_core"] = COMMANDS
     assert set(layers) == set(PACKAGES)
     for package, commands in layers.items():
         assert all(module.__name__.startswith(f"{package}.commands.") for module in commands)

@@ -1,10 +1,13 @@
-"""Training throughput per preset on this machine: crops/s of a full optimisation step, both stages.
+"""Training throughput per preset on this machine: crops/s of a full optimisation step of each stage.
 
-    python training/bench_train.py [--presets tiny small paper] [--crop 64] [--batch 4] [--steps 3]
+    python training/bench_train.py [--presets tiny small paper] [--crop 128] [--batch 8] [--steps 3]
+                                   [--precision auto|fp32|bf16]
 
-Stage 1 is a JSRL step (forward with the batch dictionary solve, L1 loss, backward, Adam); stage 2 a
-VGII + AFRI step with the frozen JSRL teacher, the full stage-2 loss and the identity modulation.
-Random images: throughput does not depend on content. Prints a Markdown table.
+Stage 1 is a JSRL step (forward with the batch dictionary solve, L1 loss, backward, Adam); the
+pseudo-IR stage a REN → RIN → TailNet step with the pseudo-IR loss (training/configs defaults, identity
+modulation); the fusion stage a step of the gate alone with the fusion loss. Precision as in training
+(auto = bf16 + channels-last on CUDA and AMX CPUs). Random images: throughput does not depend on
+content. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -37,64 +40,71 @@ def _time_steps(step: Callable[[], None], warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def bench_preset(name: str, crop: int, batch: int, steps: int, device: torch.device) -> dict[str, float]:
-    from training.losses import jsrl_loss, vgii_loss
-    from training.stages import VgiiStep
+def bench_preset(name: str, crop: int, batch: int, steps: int, device: torch.device,
+                 train: TrainConfig) -> dict[str, float]:
+    from training.losses import fusion_loss, jsrl_loss, pseudo_ir_loss
+    from training.stages import VgiiStep, fast_math
 
     torch.manual_seed(0)
     config = preset(name)
+    fast = fast_math(train, device)
+    memory = torch.channels_last if fast else torch.contiguous_format
     vis = torch.rand(batch, 1, crop, crop, device=device)
     ir = torch.rand(batch, 1, crop, crop, device=device)
-    jsrl = JsrlModel(config).to(device)
-    optimizer = torch.optim.Adam(jsrl.parameters(), lr=1e-4)
+    weights = {k: getattr(train, k) for k in vars(train) if k.startswith("w_")}
 
-    def jsrl_step() -> None:
-        loss = jsrl_loss(jsrl(vis, ir), vis, ir)["total"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    def timed(module: torch.nn.Module, loss_fn: Callable[[], torch.Tensor]) -> float:
+        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-4)
 
-    jsrl_s = _time_steps(jsrl_step, 1, steps)
+        def step() -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+                loss = loss_fn()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        return batch / _time_steps(step, 1, steps)
+
+    jsrl = JsrlModel(config).to(device, memory_format=memory)
+    jsrl_rate = timed(jsrl, lambda: jsrl_loss(jsrl(vis, ir), vis, ir)["total"])
     with torch.no_grad():
-        dictionary = jsrl(vis, ir).dictionary
+        dictionary = jsrl(vis, ir).dictionary.float()
     vgii = VgiiModel(config).to(device)
     vgii.set_dictionary(dictionary)
-    module = VgiiStep(vgii)
-    jsrl.requires_grad_(False)
-    optimizer = torch.optim.Adam(vgii.parameters(), lr=1e-4)
-    defaults = TrainConfig()
-    weights = {k: getattr(defaults, k) for k in vars(defaults) if k.startswith("w_")}
-
-    def vgii_step() -> None:
-        with torch.no_grad():
-            teacher = jsrl.encode(ir, "ir", vgii.dictionary)
-        out, recon = module(vis, None)
-        loss = vgii_loss(out, vis, ir, teacher, recon, weights)["total"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    vgii_s = _time_steps(vgii_step, 1, steps)
+    vgii = vgii.to(memory_format=memory)
+    vgii.gate.requires_grad_(False)
+    pseudo_ir_step = VgiiStep(vgii, fusion=False)
+    pseudo_rate = timed(vgii, lambda: pseudo_ir_loss(pseudo_ir_step(vis, None), vis, ir, None, weights)["total"])
+    vgii.requires_grad_(False)
+    vgii.gate.requires_grad_(True)
+    fusion_step = VgiiStep(vgii, fusion=True)
+    fusion_rate = timed(vgii, lambda: fusion_loss(fusion_step(vis, None), vis, ir, weights)["total"])
     n_params = sum(p.numel() for p in vgii.parameters())
-    return {"jsrl": batch / jsrl_s, "vgii": batch / vgii_s, "params_m": n_params / 1e6}
+    return {"jsrl": jsrl_rate, "pseudo_ir": pseudo_rate, "fusion": fusion_rate, "params_m": n_params / 1e6,
+            "bf16": fast}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small"], choices=sorted(PRESETS))
-    parser.add_argument("--crop", type=int, default=64, help="crop side (a multiple of 8)")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=128, help="crop side (a multiple of 8)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="network precision as train.precision (auto: bf16 on CUDA and AMX CPUs)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per stage (after one warm-up step)")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"training throughput on {where}; crops {args.crop}×{args.crop}, batch {args.batch}, "
           f"{args.steps} timed steps (crops/s = images/s of one modality pair)")
-    print("| preset | VGII params (M) | stage 1 JSRL crops/s | stage 2 VGII+AFRI crops/s |")
-    print("|---|---|---|---|")
+    train = TrainConfig(precision=args.precision)
+    print("| preset | VGII params (M) | precision | stage 1 JSRL crops/s | pseudo-IR stage crops/s "
+          "| fusion stage crops/s |")
+    print("|---|---|---|---|---|---|")
     for name in args.presets:
-        r = bench_preset(name, args.crop, args.batch, args.steps, device)
-        print(f"| {name} | {r['params_m']:.2f} | {r['jsrl']:.2f} | {r['vgii']:.2f} |", flush=True)
+        r = bench_preset(name, args.crop, args.batch, args.steps, device, train)
+        print(f"| {name} | {r['params_m']:.2f} | {'bf16' if r['bf16'] else 'fp32'} | {r['jsrl']:.2f} "
+              f"| {r['pseudo_ir']:.2f} | {r['fusion']:.2f} |", flush=True)
     return 0
 
 

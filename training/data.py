@@ -41,6 +41,8 @@ class PairedImage:
     ir: np.ndarray
     set_name: str
     name: str
+    files: tuple[Path, Path] | None = None
+    """The (visible, infrared) files the pair was read from, if any."""
 
 
 def find_pairs(set_dir: Path, layout: str) -> list[tuple[Path, Path]]:
@@ -84,7 +86,7 @@ def read_pair(vis_path: Path, ir_path: Path, set_name: str) -> PairedImage:
         raise DataError(f"cannot read pair {vis_path} / {ir_path}: {exc}") from exc
     if vis.shape[:2] != ir.shape:
         raise DataError(f"pair {vis_path.name} is not aligned: visible {vis.shape[:2]}, infrared {ir.shape}")
-    return PairedImage(vis, ir, set_name, vis_path.stem)
+    return PairedImage(vis, ir, set_name, vis_path.stem, (vis_path, ir_path))
 
 
 def load_sets(root: Path, names: tuple[str, ...] | list[str], layout: str, limit: int = 0) -> list[PairedImage]:

@@ -3,8 +3,9 @@
     python training/pack.py --config training/configs/gpu_small.yaml --out data_cache/pack.npz
 
 One .npz (an ignored folder; never commit it) holding, for the config's training sets:
-- every training pair as lossless PNG bytes of the visible LUMINANCE (the networks see only Y; the
-  colour is needed only for prompts, which are precomputed here) and of the IR;
+- every training pair losslessly, in the smaller of two forms: the original files' bytes where they are
+  JPEG (decoding them gives the same pixels as here), else PNG of the visible LUMINANCE (the networks
+  see only Y; colour matters only for the prompts, precomputed here) and of the IR;
 - the held-out validation pairs (data.val_every, data.val_images), centre-cropped, visible in colour
   (the fusion metrics score colour images);
 - the text features of every training and validation image, computed here with the config's encoder on
@@ -43,7 +44,17 @@ def _png(image: np.ndarray) -> np.ndarray:
     return encoded.ravel()
 
 
-def _unpng(data: np.ndarray) -> np.ndarray:
+def _original_jpeg_bytes(image: PairedImage) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pair's own JPEG files as bytes, when both are JPEG and decode to exactly the pixels loaded."""
+    if image.files is None or any(f.suffix.lower() not in (".jpg", ".jpeg") for f in image.files):
+        return None
+    vis, ir = (np.fromfile(f, dtype=np.uint8) for f in image.files)
+    if not (np.array_equal(_decode(vis), image.vis) and np.array_equal(_decode(ir), image.ir)):
+        return None  # e.g. an IR JPEG stored with three channels: keep the pixels as loaded
+    return vis, ir
+
+
+def _decode(data: np.ndarray) -> np.ndarray:
     import cv2
 
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -63,9 +74,13 @@ def write_pack(path: Path, train: list[PairedImage], val: list[PairedImage],
     """Write the pack (atomically); `features` = (train, validation, fingerprint) or None."""
     arrays: dict[str, np.ndarray] = {}
     index = []
-    for split, images in (("train", [gray_pair(im) for im in train]), ("val", val)):
+    for split, images in (("train", train), ("val", val)):
         for i, image in enumerate(images):
-            arrays[f"{split}_vis_{i}"], arrays[f"{split}_ir_{i}"] = _png(image.vis), _png(image.ir)
+            stored = _original_jpeg_bytes(image) if split == "train" else None
+            if stored is None:
+                image = gray_pair(image) if split == "train" else image
+                stored = _png(image.vis), _png(image.ir)
+            arrays[f"{split}_vis_{i}"], arrays[f"{split}_ir_{i}"] = stored
             index.append({"split": split, "i": i, "set": image.set_name, "name": image.name})
     meta = {"version": PACK_VERSION, "index": index, "text_encoder": features[2] if features else "none"}
     if features is not None:
@@ -80,7 +95,7 @@ def write_pack(path: Path, train: list[PairedImage], val: list[PairedImage],
 
 def read_pack(path: str | Path) -> tuple[list[PairedImage], list[PairedImage],
                                          tuple[torch.Tensor, torch.Tensor, str] | None]:
-    """(training pairs with gray visible images, validation pairs, text features or None)."""
+    """(training pairs, their visible images RGB or gray, validation pairs, text features or None)."""
     path = Path(path)
     try:
         data = np.load(path)
@@ -92,7 +107,7 @@ def read_pack(path: str | Path) -> tuple[list[PairedImage], list[PairedImage],
     splits: dict[str, list[PairedImage]] = {"train": [], "val": []}
     for entry in meta["index"]:
         key = f"{entry['split']}_{{}}_{entry['i']}"
-        splits[entry["split"]].append(PairedImage(_unpng(data[key.format("vis")]), _unpng(data[key.format("ir")]),
+        splits[entry["split"]].append(PairedImage(_decode(data[key.format("vis")]), _decode(data[key.format("ir")]),
                                                   entry["set"], entry["name"]))
     features = None
     if "features_train" in data:

@@ -14,7 +14,7 @@ import importlib.util
 import numpy as np
 import torch
 
-from mnm_core.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from mnm_core.colour import luminance, rgb_to_ycbcr, ycbcr_to_rgb
 from mnm_core.metrics import fusion_metrics, hotspot_auc, pseudo_ir_scores, trivial_guess_aucs
 from mnm_core.model import VgiiModel
 from mnm_core.pipeline import to_uint8
@@ -85,3 +85,42 @@ def validate(model: VgiiModel, images: list[PairedImage], text_features: torch.T
         result.update({prefix + name: float(np.nanmean(values)) for name, values in totals.items()})
     result["val_score"] = selection_score(result)
     return result, [torch.cat(row) for row in rows if row]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score checkpoints on a training config's validation split: one Markdown row per checkpoint and group."""
+    import argparse
+    import dataclasses
+
+    from mnm_core.checkpoint import load_model
+    from training.text_features import compute_features, create_text_encoder
+    from training.train import load_config, load_data
+
+    parser = argparse.ArgumentParser(description="python -m training.validate --config CFG --checkpoint A [B ...]")
+    parser.add_argument("--config", required=True, help="training YAML whose validation split to score on")
+    parser.add_argument("--checkpoint", nargs="+", required=True, help="stage-2 checkpoints to compare")
+    args = parser.parse_args(argv)
+    train_config, data_config, text_config = load_config(args.config)
+    _, val_images = load_data(data_config)
+    keys = ("pseudo_ir_ssim", "hotspot_auc", "inv_visible_y_ssim", "hotspot_auc_inv_vis_y", "visible_y_ssim",
+            "hotspot_auc_vis_y")
+    print("| checkpoint | group | n | " + " | ".join(keys) + " | val_score |")
+    print("|---" * (len(keys) + 4) + "|")
+    for path in args.checkpoint:
+        model, info = load_model(path)
+        model = model.float().eval()
+        text = dataclasses.replace(text_config, encoder=info.text_encoder.split(":")[0] or "none")
+        encoder = create_text_encoder(text, model.config.text_dim)
+        features = None if encoder is None else compute_features(
+            model, val_images, encoder, text, train_config.text_thumb_size).features
+        scores, _ = validate(model, val_images, features, with_fusion=False)
+        groups = [scene_group(luminance(im.vis.astype(np.float32) / 255.0)) for im in val_images]
+        for group, prefix in (("all", ""), ("day", "day/"), ("night", "night/")):
+            n = len(groups) if group == "all" else groups.count(group)
+            row = " | ".join(f"{scores[prefix + k]:.3f}" for k in keys)
+            print(f"| {path} | {group} | {n} | {row} | {scores['val_score']:.3f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
