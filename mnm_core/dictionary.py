@@ -78,14 +78,6 @@ def csb_solve(
     return torch.fft.irfft2(coeffs_hat, s=(height, width))
 
 
-def coefficient_patches(coeffs: torch.Tensor, atom_size: int) -> torch.Tensor:
-    """B×K×H×W → B×(K·k²)×(H·W): the values each dictionary entry multiplies, per output pixel.
-
-    Row index c·k² + u·k + v matches `dictionary.reshape(-1)`, so D⋆S = dᵀ·patches.
-    """
-    return F.unfold(circular_pad(coeffs, atom_size // 2), atom_size)
-
-
 class DictionaryStatistics:
     """Sufficient statistics of the DSB least squares, accumulated over images and modalities.
 
@@ -124,10 +116,27 @@ class DictionaryStatistics:
 
 def dsb_normal_equations(coeffs: torch.Tensor, image: torch.Tensor,
                          atom_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """G = Σ_b P_b P_bᵀ ((K·k²)²) and c = Σ_b P_b·I_b (K·k²) for one batch."""
-    patches = coefficient_patches(coeffs, atom_size)  # B×P×HW
-    gram = torch.einsum("bph,bqh->pq", patches, patches)
-    rhs = torch.einsum("bph,bh->p", patches, image.flatten(1))
+    """G ((K·k²)²) and c (K·k²) of the DSB least squares for one batch, by cross-correlations in the
+    Fourier domain.
+
+    Entry d[c, u, v] of the dictionary multiplies S_c shifted by a = (u − p, v − p), so
+    G[(c,u,v), (c',u',v')] = Σ_b Σ_y S_c[y]·S_c'[y + a' − a] = R_cc'[a' − a] and c[(c,u,v)] = Q_c[a], with
+    the circular cross-correlations R_cc' = IFFT(conj(Ŝ_c)·Ŝ_c') and Q_c = IFFT(conj(Î)·Ŝ_c) summed over
+    the batch. Only the (2k − 1)² offsets are read out: O(K²·HW·log HW) instead of the O(K²k⁴·HW) of
+    forming G from K·k²-long patch vectors (the stage-1 step's largest cost at 128×128 crops).
+    """
+    n_atoms = coeffs.shape[1]
+    height, width = image.shape[-2:]
+    coeffs_hat = torch.fft.rfft2(coeffs)  # B×K×H×W'
+    cross = torch.einsum("bkhw,bjhw->kjhw", coeffs_hat.conj(), coeffs_hat)
+    correlation = torch.fft.irfft2(cross, s=(height, width))  # R: K×K×H×W
+    image_correlation = torch.fft.irfft2((torch.fft.rfft2(image).conj() * coeffs_hat).sum(0), s=(height, width))
+    shifts = torch.arange(atom_size, device=coeffs.device) - atom_size // 2
+    rows = (shifts[None, :] - shifts[:, None]) % height  # [u, u'] → (u' − u) mod H
+    cols = (shifts[None, :] - shifts[:, None]) % width
+    gram = correlation[:, :, rows][:, :, :, :, cols]  # [c, c', u, u', v, v']
+    gram = gram.permute(0, 2, 4, 1, 3, 5).reshape(n_atoms * atom_size**2, n_atoms * atom_size**2)
+    rhs = image_correlation[:, shifts % height][:, :, shifts % width].reshape(-1)
     return gram, rhs
 
 

@@ -7,6 +7,7 @@ import torch
 
 from mnm_core.dictionary import (
     DictionaryStatistics,
+    circular_pad,
     csb_solve,
     dsb_normal_equations,
     dsb_solve,
@@ -130,3 +131,15 @@ def test_accumulated_statistics_equal_one_big_batch():
     gram, rhs = dsb_normal_equations(all_coeffs, all_images, 5)
     direct = dsb_solve(gram / statistics.n_pixels, rhs / statistics.n_pixels, 0.01, None, 3, 5)
     torch.testing.assert_close(accumulated, direct)
+
+
+@pytest.mark.parametrize("size", [(12, 9), (4, 6)])  # (4, 6): offsets wrap around the image
+def test_dsb_normal_equations_equal_patch_outer_products(size):
+    """G = Σ P·Pᵀ and c = Σ P·I with P the circular K·k² patch vectors, the definition the Fourier form replaces."""
+    generator = torch.Generator().manual_seed(6)
+    coeffs = torch.randn(2, 3, *size, generator=generator, dtype=torch.float64)
+    image = torch.randn(2, 1, *size, generator=generator, dtype=torch.float64)
+    patches = torch.nn.functional.unfold(circular_pad(coeffs, 2), 5)  # B×(K·k²)×HW
+    gram, rhs = dsb_normal_equations(coeffs, image, 5)
+    torch.testing.assert_close(gram, torch.einsum("bph,bqh->pq", patches, patches))
+    torch.testing.assert_close(rhs, torch.einsum("bph,bh->p", patches, image.flatten(1)))
