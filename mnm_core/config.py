@@ -401,6 +401,8 @@ class TrainConfig:
     """Pseudo-IR stage: 1 − SSIM of the pseudo-IR to the real IR."""
     w_ir_gradient: float = 1.0
     """Pseudo-IR stage: L1 between the Sobel gradients of the pseudo-IR and the real IR (fights blur)."""
+    w_rank: float = 0.0
+    """Pseudo-IR stage: warm-pixel ranking loss, a smooth surrogate of 1 − hotspot_auc per crop."""
     w_intensity: float = 1.0
     """Fusion stage: L1 of the fused Y to max(y_vis, ir)."""
     w_gradient: float = 1.0

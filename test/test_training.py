@@ -141,3 +141,13 @@ def test_find_pairs_layouts(tmp_path: Path) -> None:
         find_pairs(tmp_path / "llvip", "msrs")
     with pytest.raises(DataError, match="unknown layout"):
         find_pairs(tmp_path / "llvip", "flir")
+
+
+def test_warm_ranking_loss_orders_perfect_flat_and_inverted() -> None:
+    from training.losses import warm_ranking_loss
+
+    ir = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    perfect, flat, inverted = (float(warm_ranking_loss(p, ir)) for p in (ir, torch.full_like(ir, 0.3), 1 - ir))
+    assert perfect < flat < inverted
+    assert float(warm_ranking_loss(ir, torch.zeros_like(ir))) == 0.0  # flat IR: no warm pixels to rank

@@ -62,11 +62,32 @@ def jsrl_loss(output: JsrlOutput, vis: torch.Tensor, ir: torch.Tensor) -> dict[s
     return terms
 
 
+def warm_ranking_loss(pseudo_ir: torch.Tensor, ir: torch.Tensor, warm_fraction: float = 0.05,
+                      samples: int = 128, temperature: float = 0.05) -> torch.Tensor:
+    """A smooth surrogate of 1 − hotspot_auc: per crop, the real IR's warmest `warm_fraction` of pixels
+    should score above the others in the pseudo-IR.
+
+    For each crop, `samples` warm and `samples` other pixels are drawn (torch's global generator, so a
+    resumed run draws the same) and every warm/other pair costs τ·softplus((p_other − p_warm)/τ), which
+    is ≈ max(0, p_other − p_warm) and smooth near 0. Crops whose IR is flat add nothing.
+    """
+    pseudo_flat, ir_flat = pseudo_ir.flatten(1), ir.flatten(1)
+    warm = ir_flat >= torch.quantile(ir_flat, 1.0 - warm_fraction, dim=1, keepdim=True)
+    usable = warm.any(dim=1) & ~warm.all(dim=1)
+    if not bool(usable.any()):
+        return pseudo_ir.sum() * 0.0
+    warm, scores = warm[usable].float(), pseudo_flat[usable]
+    warm_scores = scores.gather(1, torch.multinomial(warm, samples, replacement=True))
+    other_scores = scores.gather(1, torch.multinomial(1.0 - warm, samples, replacement=True))
+    margins = (other_scores[:, None, :] - warm_scores[:, :, None]) / temperature
+    return F.softplus(margins).mean() * temperature
+
+
 def pseudo_ir_loss(out: PseudoIrOutput, vis: torch.Tensor, ir: torch.Tensor, teacher_ir: torch.Tensor | None,
                    weights: dict[str, float]) -> dict[str, torch.Tensor]:
     """Pseudo-IR stage: what the official code trains the pseudo-IR network with, and nothing of fusion.
 
-    `weights` maps w_coeff, w_recon, w_pixel, w_warm, w_ssim, w_ir_gradient to floats. The pixel L1 is
+    `weights` maps w_coeff, w_recon, w_pixel, w_warm, w_ssim, w_ir_gradient, w_rank to floats. The pixel L1 is
     weighted by 1 + w_warm·IR, so warm objects count more than the large, cool background a flat output
     would match; the gradient term asks for the IR's edges, not a blur.
     The coefficient loss is relative to the teacher's energy, independent of the dictionary's scale.
@@ -78,6 +99,8 @@ def pseudo_ir_loss(out: PseudoIrOutput, vis: torch.Tensor, ir: torch.Tensor, tea
     terms["pixel"] = ((out.pseudo_ir - ir).abs() * (1.0 + weights["w_warm"] * ir)).mean()
     terms["ssim"] = 1.0 - ssim(out.pseudo_ir, ir)
     terms["ir_gradient"] = (sobel(out.pseudo_ir) - sobel(ir)).abs().mean()
+    if weights["w_rank"] > 0:
+        terms["rank"] = warm_ranking_loss(out.pseudo_ir, ir)
     terms["total"] = sum(weights[f"w_{name}"] * value for name, value in terms.items())
     return terms
 
