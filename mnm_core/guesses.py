@@ -25,8 +25,8 @@ def pseudo_ir_comparison(vis: np.ndarray, ir: np.ndarray, pseudo_ir: np.ndarray 
     """PSNR, SSIM and hotspot_auc of `pseudo_ir` (if given) and of the two trivial guesses, against `ir`.
 
     vis: uint8 H×W or H×W×3 (RGB); ir, pseudo_ir: uint8 H×W. The guesses' PSNR/SSIM score MATLAB's
-    `rgb2gray` Y (uint8) and 255 − Y, as `training/trivial_baselines.py`; their hotspot_auc uses the
-    unrounded gray of `trivial_guess_aucs`, as the reference values do.
+    `rgb2gray` Y (uint8) and 255 − Y; their hotspot_auc uses the unrounded gray of `trivial_guess_aucs`,
+    as the reference values do.
     """
     scores: dict[str, float] = {}
     if pseudo_ir is not None:
