@@ -43,7 +43,8 @@ def _time_steps(step: Callable[[], None], warmup: int, steps: int) -> float:
 def bench_preset(name: str, crop: int, batch: int, steps: int, device: torch.device,
                  train: TrainConfig) -> dict[str, float]:
     from training.losses import fusion_loss, jsrl_loss, pseudo_ir_loss
-    from training.stages import VgiiStep, fast_math
+    from training.stage2 import VgiiStep
+    from training.stages import fast_math
 
     torch.manual_seed(0)
     config = preset(name)

@@ -1,6 +1,5 @@
-"""The training stages: JSRL (stage 1), the dataset-level dictionary, then stage 2 in two parts as the
-official code does: the pseudo-IR path with pseudo-IR losses only (vgii), then the fusion gate with the
-pseudo-IR path frozen (fusion).
+"""The shared optimisation loop (resume, budgets, validation hooks), stage 1 (JSRL) and the dataset-level
+dictionary; stage 2 (the pseudo-IR stage `vgii` and the `fusion` stage) is in training/stage2.py.
 
 Each stage keeps its resume state in `<out_dir>/<stage>_state.pt` (model, optimizer, step, RNG) and
 writes its product when it finishes: `jsrl.safetensors`, `dictionary.safetensors`, `vgii_last.safetensors`
@@ -26,14 +25,12 @@ from torch import nn
 
 from mnm_core.checkpoint import CheckpointInfo, load_model, save_checkpoint
 from mnm_core.config import DataConfig, TextConfig, TrainConfig
-from mnm_core.dictionary import DictionaryStatistics, synthesize
+from mnm_core.dictionary import DictionaryStatistics
 from mnm_core.errors import CheckpointError
-from mnm_core.model import JsrlModel, VgiiModel
+from mnm_core.model import JsrlModel
 from training.data import CropSampler, PairedImage
 from training.logging_utils import RunLogger, StopFlag, load_state, save_state
-from training.losses import PseudoIrOutput, fusion_loss, jsrl_loss, pseudo_ir_loss
-from training.text_features import compute_features, create_text_encoder, set_standardisation
-from training.validate import FUSION_METRICS_AVAILABLE, validate
+from training.losses import jsrl_loss
 
 LOGGER = logging.getLogger(__name__)
 STAGE_IDS = {"jsrl": 1, "dict": 2, "vgii": 3, "fusion": 4}
@@ -95,7 +92,7 @@ def learning_rate(base: float, step: int, total: int, warmup: int, time_progress
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _wrap(module: nn.Module, ctx: RunContext) -> nn.Module:
+def wrap(module: nn.Module, ctx: RunContext) -> nn.Module:
     if ctx.world == 1:
         return module
     from torch.nn.parallel import DistributedDataParallel
@@ -103,7 +100,7 @@ def _wrap(module: nn.Module, ctx: RunContext) -> nn.Module:
     return DistributedDataParallel(module)
 
 
-def _train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable[[int], dict[str, torch.Tensor]],
+def train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable[[int], dict[str, torch.Tensor]],
                 total: int, base_lr: float, state_extra: dict, saved: dict | None,
                 on_epoch: Callable[[int], None] | None) -> int:
     """Shared optimisation loop with resume, LR schedule, clipping, logging and signal-safe saving.
@@ -180,7 +177,7 @@ def _train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable
     return step
 
 
-def _resume(ctx: RunContext, stage: str, model: nn.Module, extra: dict) -> dict | None:
+def resume_state(ctx: RunContext, stage: str, model: nn.Module, extra: dict) -> dict | None:
     """Restore the model and the extra state of `stage` from its resume file; the state, or None."""
     saved = load_state(ctx.out_dir / f"{stage}_state.pt")
     if saved is not None:
@@ -195,15 +192,15 @@ def run_jsrl(ctx: RunContext) -> Path:
 
     torch.manual_seed(ctx.train.seed)
     model = JsrlModel(preset(ctx.train.preset)).to(ctx.device)
-    wrapped = _wrap(model, ctx)
+    wrapped = wrap(model, ctx)
     extra: dict = {}
-    saved = _resume(ctx, "jsrl", model, extra)
+    saved = resume_state(ctx, "jsrl", model, extra)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         vis, ir, _ = ctx.batch("jsrl", step)
         return jsrl_loss(wrapped(vis, ir), vis, ir)
 
-    steps = _train_loop(ctx, "jsrl", model, step_fn, ctx.train.jsrl_steps, ctx.train.jsrl_lr, extra, saved, None)
+    steps = train_loop(ctx, "jsrl", model, step_fn, ctx.train.jsrl_steps, ctx.train.jsrl_lr, extra, saved, None)
     path = ctx.out_dir / "jsrl.safetensors"
     if ctx.rank == 0:
         save_checkpoint(path, model, ctx.info("jsrl", steps=steps))
@@ -268,191 +265,3 @@ def fast_math(train: TrainConfig, device: torch.device) -> bool:
 def autocast(ctx: RunContext) -> torch.autocast:
     """bf16 autocast of the networks where it pays (see fast_math); else a no-op."""
     return torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=fast_math(ctx.train, ctx.device))
-
-
-class VgiiStep(nn.Module):
-    """One stage-2 forward pass as a module (so DistributedDataParallel can wrap it).
-
-    `fusion=False` runs the pseudo-IR path only (no gate: it is not trained then) and returns a
-    PseudoIrOutput; `fusion=True` returns the fused Y. Outputs are fp32 whatever the autocast.
-    """
-
-    def __init__(self, model: VgiiModel, fusion: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.fusion = fusion
-
-    def forward(self, y: torch.Tensor, text_feature: torch.Tensor | None) -> PseudoIrOutput | torch.Tensor:
-        if text_feature is None:
-            gamma, beta = self.model.identity_modulation(y.shape[0])
-        else:
-            gamma, beta = self.model.modulation(text_feature)
-        if self.fusion:
-            return self.model.fast_path(y, gamma, beta).fused_y.float()
-        coeffs_vis, coeffs_pir, pseudo_ir = self.model.pseudo_ir_path(y, gamma, beta)
-        vis_recon = synthesize(self.model.dictionary, coeffs_vis)
-        return PseudoIrOutput(coeffs_pir.float(), pseudo_ir.float(), vis_recon.float())
-
-
-def _stage2_model(ctx: RunContext, source: Path | None) -> VgiiModel:
-    """The VGII model on the device: the weights of `source` (a vgii checkpoint), else a fresh model on
-    the run's dictionary; channels-last when configured."""
-    from mnm_core.config import preset
-
-    if source is not None:
-        model, _ = load_model(source, kind="vgii", preset=ctx.train.preset)
-        model = model.float()
-    else:
-        torch.manual_seed(ctx.train.seed + 1)
-        model = VgiiModel(preset(ctx.train.preset))
-        model.set_dictionary(load_dictionary(ctx.out_dir))
-    model = model.to(ctx.device)
-    return model.to(memory_format=torch.channels_last) if fast_math(ctx.train, ctx.device) else model
-
-
-def _text_features(ctx: RunContext, model: VgiiModel, extra: dict):
-    """(train, validation) text features, or (None, None) with the encoder off; sets the model's
-    feature standardisation the first time an encoder is used in this run. Precomputed features (from a
-    data pack) are used as they are, without a text model; a pack without features means no text."""
-    if ctx.data.pack and ctx.text_features is None:
-        return None, None
-    if ctx.text_features is not None:
-        train_features, val_features, fingerprint = ctx.text_features
-        if extra["text_encoder"] != fingerprint:
-            set_standardisation(model, train_features)
-            extra["text_encoder"] = fingerprint
-        return train_features, val_features
-    encoder = create_text_encoder(ctx.text, model.config.text_dim)
-    if encoder is None:
-        return None, None
-    model.eval()
-    train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size)
-    val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
-    if extra["text_encoder"] != train_text.fingerprint:
-        set_standardisation(model, train_text.features)
-        extra["text_encoder"] = train_text.fingerprint
-    LOGGER.info("text encoder %s; first prompt: %s", train_text.fingerprint, train_text.prompts[0])
-    return train_text.features, val_text.features
-
-
-def _loss_weights(ctx: RunContext) -> dict[str, float]:
-    return {f.name: getattr(ctx.train, f.name) for f in dataclasses.fields(ctx.train) if f.name.startswith("w_")}
-
-
-def run_vgii(ctx: RunContext) -> Path:
-    """Stage 2a, the pseudo-IR path (REN, RIN, TailNet, Φγ/Φβ) with pseudo-IR losses only.
-
-    Starts from `train.init_from` (weights and dictionary) when given, else from scratch on the run's
-    dictionary. The best validation `val_score` (warm-object AUC and SSIM, day and night) is kept as
-    vgii_best.safetensors and exported to `export_path`.
-    """
-    init = Path(ctx.train.init_from) if ctx.train.init_from else None
-    model = _stage2_model(ctx, init)
-    dictionary = model.dictionary
-    teacher_net = None
-    if ctx.train.w_coeff > 0:
-        teacher_net, _ = load_model(ctx.out_dir / "jsrl.safetensors", kind="jsrl", preset=ctx.train.preset)
-        teacher_net = teacher_net.to(ctx.device).requires_grad_(False)
-    extra: dict = {"text_encoder": "none", "best_score": -1.0, "history": []}
-    saved = _resume(ctx, "vgii", model, extra)  # the text setup below needs the resumed weights
-    train_text, val_text = _text_features(ctx, model, extra)
-    model.train()
-    model.gate.requires_grad_(False)
-    for head in (model.gamma_head, model.beta_head):
-        head.requires_grad_(train_text is not None)
-    wrapped = _wrap(VgiiStep(model, fusion=False), ctx)
-    weights = _loss_weights(ctx)
-
-    def step_fn(step: int) -> dict[str, torch.Tensor]:
-        vis, ir, idx = ctx.batch("vgii", step)
-        feature = None if train_text is None else train_text[idx].to(ctx.device)
-        with torch.no_grad():
-            teacher = None if teacher_net is None else teacher_net.encode(ir, "ir", dictionary)
-        with autocast(ctx):
-            out = wrapped(vis, feature)
-        return pseudo_ir_loss(out, vis, ir, teacher, weights)
-
-    def on_epoch(step: int) -> None:
-        if ctx.rank != 0:
-            return
-        scores = _validate_and_log(ctx, model, val_text, step, with_fusion=False)
-        extra["history"].append({"step": step, **scores})
-        info = ctx.info("vgii", text_encoder=extra["text_encoder"], steps=step, val=scores)
-        save_checkpoint(ctx.out_dir / "vgii_last.safetensors", model, info)
-        if scores["val_score"] > extra["best_score"]:
-            extra["best_score"] = scores["val_score"]
-            save_checkpoint(ctx.out_dir / "vgii_best.safetensors", model, info)
-            export_checkpoint(ctx, model, info)
-            LOGGER.info("step %d: new best validation score %.4f (hotspot_auc %.4f, SSIM %.4f)", step,
-                        scores["val_score"], scores["hotspot_auc"], scores["pseudo_ir_ssim"])
-        ctx.logger.update_summary("vgii", {"steps": step, "text_encoder": extra["text_encoder"],
-                                           "best_val_score": extra["best_score"], "last_val": scores,
-                                           "last_loss": extra.get("last_loss", {})})
-
-    _train_loop(ctx, "vgii", model, step_fn, ctx.train.vgii_steps, ctx.train.vgii_lr, extra, saved, on_epoch)
-    return ctx.out_dir / "vgii_best.safetensors"
-
-
-def run_fusion(ctx: RunContext) -> Path:
-    """Stage 2b, adaptive fusion: the gate Ψ trained with the fusion loss on the best pseudo-IR model,
-    whose pseudo-IR path stays frozen (as the official code does). Writes model.safetensors (and the
-    fp16 export) at the end."""
-    model = _stage2_model(ctx, ctx.out_dir / "vgii_best.safetensors")
-    extra: dict = {"text_encoder": "none", "history": []}
-    saved = _resume(ctx, "fusion", model, extra)
-    train_text, val_text = _text_features(ctx, model, extra)
-    model.train()
-    model.requires_grad_(False)
-    model.gate.requires_grad_(True)
-    wrapped = _wrap(VgiiStep(model, fusion=True), ctx)
-    weights = _loss_weights(ctx)
-
-    def step_fn(step: int) -> dict[str, torch.Tensor]:
-        vis, ir, idx = ctx.batch("fusion", step)
-        feature = None if train_text is None else train_text[idx].to(ctx.device)
-        with autocast(ctx):
-            fused_y = wrapped(vis, feature)
-        return fusion_loss(fused_y, vis, ir, weights)
-
-    def on_epoch(step: int) -> None:
-        if ctx.rank == 0:
-            scores = _validate_and_log(ctx, model, val_text, step, FUSION_METRICS_AVAILABLE)
-            extra["history"].append({"step": step, **scores})
-
-    steps = _train_loop(ctx, "fusion", model.gate, step_fn, ctx.train.fusion_steps, ctx.train.fusion_lr, extra,
-                        saved, on_epoch)
-    path = ctx.out_dir / "model.safetensors"
-    if ctx.rank == 0:
-        info = ctx.info("vgii", text_encoder=extra["text_encoder"], steps=steps, val=extra["history"][-1])
-        save_checkpoint(path, model, info)
-        export_checkpoint(ctx, model, info)
-        ctx.logger.update_summary("fusion", {"steps": steps, "last_val": extra["history"][-1]})
-    return path
-
-
-def export_checkpoint(ctx: RunContext, model: VgiiModel, info: CheckpointInfo) -> None:
-    """Write the fp16 export (train.export_path), split into .partN files when over train.export_max_mib
-    (a transfer limit of the GPU machine); a no-op without an export path."""
-    if not ctx.train.export_path:
-        return
-    path = Path(ctx.train.export_path)
-    save_checkpoint(path, model, info, half=True)
-    limit = int(ctx.train.export_max_mib * 2**20)
-    for stale in path.parent.glob(path.name + ".part*"):
-        stale.unlink()
-    if limit <= 0 or path.stat().st_size <= limit:
-        return
-    data = path.read_bytes()
-    for index, start in enumerate(range(0, len(data), limit)):
-        path.with_name(f"{path.name}.part{index:02d}").write_bytes(data[start:start + limit])
-    path.unlink()
-
-
-def _validate_and_log(ctx: RunContext, model: VgiiModel, val_text: torch.Tensor | None, step: int,
-                      with_fusion: bool) -> dict[str, float]:
-    model.eval()
-    scores, grid = validate(model, ctx.val_images, val_text, with_fusion=with_fusion)
-    model.train()
-    ctx.logger.scalars("val", scores, step)
-    ctx.logger.images("val/vis_pseudoir_ir_fused", grid, step)
-    return scores

@@ -129,7 +129,8 @@ def run_training(train: TrainConfig, data: DataConfig, text: TextConfig, stage: 
     from mnm_core.config import preset
     from training.data import CropSampler
     from training.logging_utils import RunLogger, StopFlag
-    from training.stages import RunContext, TrainingStoppedError, run_dict, run_fusion, run_jsrl, run_vgii
+    from training.stage2 import run_fusion, run_vgii
+    from training.stages import RunContext, TrainingStoppedError, run_dict, run_jsrl
 
     preset(train.preset)  # fail early on an unknown preset
     out_dir = resolve_path(train.out_dir)
