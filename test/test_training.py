@@ -151,3 +151,15 @@ def test_warm_ranking_loss_orders_perfect_flat_and_inverted() -> None:
     perfect, flat, inverted = (float(warm_ranking_loss(p, ir)) for p in (ir, torch.full_like(ir, 0.3), 1 - ir))
     assert perfect < flat < inverted
     assert float(warm_ranking_loss(ir, torch.zeros_like(ir))) == 0.0  # flat IR: no warm pixels to rank
+
+
+def test_fusion_stage_trains_only_the_gate(straight_run: Path) -> None:
+    """The fusion stage leaves the pseudo-IR path (weights and text standardisation) as the best
+    pseudo-IR model had it, and changes the gate."""
+    _, best = read_checkpoint(straight_run / "run" / "vgii_best.safetensors")
+    _, final = read_checkpoint(straight_run / "run" / "model.safetensors")
+    assert best.keys() == final.keys()
+    for name in best:
+        if not name.startswith("gate."):
+            torch.testing.assert_close(final[name], best[name], rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(final[n], best[n]) for n in best if n.startswith("gate."))

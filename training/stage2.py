@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mnm_core.checkpoint import CheckpointInfo, load_model, save_checkpoint
+from mnm_core.checkpoint import CheckpointInfo, load_model, read_checkpoint, save_checkpoint
 from mnm_core.dictionary import synthesize
 from mnm_core.model import VgiiModel
 from training.losses import PseudoIrOutput, fusion_loss, pseudo_ir_loss
@@ -150,8 +150,11 @@ def run_fusion(ctx: RunContext) -> Path:
     """Stage 2b, adaptive fusion: the gate Ψ trained with the fusion loss on the best pseudo-IR model,
     whose pseudo-IR path stays frozen (as the official code does). Writes model.safetensors (and the
     fp16 export) at the end."""
-    model = _stage2_model(ctx, ctx.out_dir / "vgii_best.safetensors")
-    extra: dict = {"text_encoder": "none", "history": []}
+    best = ctx.out_dir / "vgii_best.safetensors"
+    model = _stage2_model(ctx, best)
+    # The pseudo-IR path is frozen, its text standardisation included: keep the best model's encoder
+    # fingerprint so _text_features does not recompute the mean/std from this model's prompts.
+    extra: dict = {"text_encoder": read_checkpoint(best)[0].text_encoder, "history": []}
     saved = resume_state(ctx, "fusion", model, extra)
     train_text, val_text = _text_features(ctx, model, extra)
     model.train()

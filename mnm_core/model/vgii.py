@@ -7,7 +7,7 @@ With the shared dictionary D frozen (a buffer, a constant in the exported graph)
     γ, β   = Φγ(F), Φβ(F)                       F the standardised text feature; identity at init
     S_pir¹ = RIN(γ ⊙ S̃_vis + β)
     W_vis, W_pir = softmax(Ψ([S̃_vis, S_pir¹]))  per pixel and atom, over the two sources
-    I_f    = Tail(W_vis ⊙ S̃_vis + W_pir ⊙ S_pir¹)
+    I_f    = D ⋆ (W_vis ⊙ S̃_vis + W_pir ⊙ S_pir¹)       plain synthesis: TailNet's refinement is the pseudo-IR's
 
 The fast path (every frame) is `forward(y, gamma, beta) → (pseudo_ir, fused_y)`; the slow path is
 `initial_pseudo_ir(y)` and `modulation(text_feature)`.
@@ -55,15 +55,19 @@ class Rin(nn.Module):
 
 
 class TailNet(nn.Module):
-    """Synthesis D ⋆ S, then an optional light residual refinement, clipped to [0, 1]."""
+    """Synthesis D ⋆ S, then an optional light residual refinement, clipped to [0, 1].
+
+    The refinement is the pseudo-IR's (trained with the pseudo-IR losses, it smooths as IR images are
+    smooth); the fused image is the plain synthesis, so it keeps the visible image's detail.
+    """
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.refine = ConvStack(1, width, 1, depth=2) if width > 0 else None
 
-    def forward(self, coeffs: torch.Tensor, dictionary: torch.Tensor) -> torch.Tensor:
+    def forward(self, coeffs: torch.Tensor, dictionary: torch.Tensor, refined: bool = True) -> torch.Tensor:
         image = synthesize(dictionary, coeffs)
-        if self.refine is not None:
+        if refined and self.refine is not None:
             image = image + self.refine(image)
         return image.clamp(0.0, 1.0)
 
@@ -158,7 +162,7 @@ class VgiiModel(nn.Module):
         """y B×1×H×W in [0, 1] (H, W multiples of 8); γ, β B×K."""
         coeffs_vis, coeffs_pir, pseudo_ir = self.pseudo_ir_path(y, gamma, beta)
         weight_vis, weight_pir = self.gate(coeffs_vis, coeffs_pir)
-        fused_y = self.tail(weight_vis * coeffs_vis + weight_pir * coeffs_pir, self.dictionary)
+        fused_y = self.tail(weight_vis * coeffs_vis + weight_pir * coeffs_pir, self.dictionary, refined=False)
         return FastPathOutput(coeffs_vis, coeffs_pir, weight_vis, pseudo_ir, fused_y)
 
     def forward(self, y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
