@@ -67,25 +67,21 @@ def _text_features(ctx: RunContext, model: VgiiModel, extra: dict):
     """(train, validation) text features, or (None, None) with the encoder off; sets the model's
     feature standardisation the first time an encoder is used in this run. Precomputed features (from a
     data pack) are used as they are, without a text model; a pack without features means no text."""
-    if ctx.data.pack and ctx.text_features is None:
-        return None, None
     if ctx.text_features is not None:
         train_features, val_features, fingerprint = ctx.text_features
-        if extra["text_encoder"] != fingerprint:
-            set_standardisation(model, train_features)
-            extra["text_encoder"] = fingerprint
-        return train_features, val_features
-    encoder = create_text_encoder(ctx.text, model.config.text_dim)
-    if encoder is None:
-        return None, None
-    model.eval()
-    train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size)
-    val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
-    if extra["text_encoder"] != train_text.fingerprint:
-        set_standardisation(model, train_text.features)
-        extra["text_encoder"] = train_text.fingerprint
-    LOGGER.info("text encoder %s; first prompt: %s", train_text.fingerprint, train_text.prompts[0])
-    return train_text.features, val_text.features
+    else:
+        encoder = None if ctx.data.pack else create_text_encoder(ctx.text, model.config.text_dim)
+        if encoder is None:
+            return None, None
+        model.eval()
+        train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size)
+        val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
+        train_features, val_features, fingerprint = train_text.features, val_text.features, train_text.fingerprint
+        LOGGER.info("text encoder %s; first prompt: %s", fingerprint, train_text.prompts[0])
+    if extra["text_encoder"] != fingerprint:
+        set_standardisation(model, train_features)
+        extra["text_encoder"] = fingerprint
+    return train_features, val_features
 
 
 def _loss_weights(ctx: RunContext) -> dict[str, float]:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from mnm_core.colour import luminance, rgb_to_ycbcr, ycbcr_to_rgb
-from mnm_core.metrics import fusion_metrics, hotspot_auc, pseudo_ir_scores, trivial_guess_aucs
+from mnm_core.guesses import pseudo_ir_comparison
+from mnm_core.metrics import fusion_metrics
 from mnm_core.model import VgiiModel
 from mnm_core.pipeline import to_uint8
 from training.data import PairedImage
@@ -44,12 +45,7 @@ def _image_scores(model: VgiiModel, image: PairedImage, feature: torch.Tensor | 
     y = torch.from_numpy(np.ascontiguousarray(ycbcr[..., 0]))[None, None].to(device)
     gamma, beta = model.identity_modulation(1) if feature is None else model.modulation(feature.to(device))
     pseudo_ir, fused_y = model(y, gamma, beta)
-    pseudo_u8, y_u8 = to_uint8(pseudo_ir[0, 0].cpu().numpy()), to_uint8(ycbcr[..., 0])
-    scores = pseudo_ir_scores(pseudo_u8, image.ir)
-    scores["hotspot_auc"] = hotspot_auc(pseudo_u8, image.ir)
-    scores.update(trivial_guess_aucs(image.vis, image.ir))
-    scores["visible_y_ssim"] = pseudo_ir_scores(y_u8, image.ir)["pseudo_ir_ssim"]
-    scores["inv_visible_y_ssim"] = pseudo_ir_scores(255 - y_u8, image.ir)["pseudo_ir_ssim"]
+    scores = pseudo_ir_comparison(image.vis, image.ir, to_uint8(pseudo_ir[0, 0].cpu().numpy()))
     if with_fusion:
         fused = ycbcr.copy()
         fused[..., 0] = fused_y[0, 0].cpu().numpy()
@@ -102,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     train_config, data_config, text_config = load_config(args.config)
     _, val_images = load_data(data_config)
-    keys = ("pseudo_ir_ssim", "hotspot_auc", "inv_visible_y_ssim", "hotspot_auc_inv_vis_y", "visible_y_ssim",
-            "hotspot_auc_vis_y")
+    keys = ("pseudo_ir_ssim", "hotspot_auc", "pseudo_ir_ssim_inv_vis_y", "hotspot_auc_inv_vis_y",
+            "pseudo_ir_ssim_vis_y", "hotspot_auc_vis_y")
     print("| checkpoint | group | n | " + " | ".join(keys) + " | val_score |")
     print("|---" * (len(keys) + 4) + "|")
     for path in args.checkpoint:
