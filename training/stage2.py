@@ -171,7 +171,7 @@ def run_fusion(ctx: RunContext) -> Path:
             scores = _validate_and_log(ctx, model, val_text, step, FUSION_METRICS_AVAILABLE)
             extra["history"].append({"step": step, **scores})
 
-    steps = train_loop(ctx, "fusion", model.gate, step_fn, ctx.train.fusion_steps, ctx.train.fusion_lr, extra,
+    steps = train_loop(ctx, "fusion", model, step_fn, ctx.train.fusion_steps, ctx.train.fusion_lr, extra,
                         saved, on_epoch)
     path = ctx.out_dir / "model.safetensors"
     if ctx.rank == 0:
