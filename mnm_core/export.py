@@ -143,8 +143,6 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
     dynamic graph whose metadata lists them (backends accept only those; TensorRT builds its profile
     from them). Raises ExportError when tracing, simplifying or the op check fails.
     """
-    import onnx
-
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; use fp32 or fp16")
     sizes = [tuple(s) for s in sizes or []]
@@ -153,7 +151,7 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
             raise ExportError(f"size {width}×{height} (W×H) is not a positive multiple of {SIZE_MULTIPLE}; round it up "
                               "as the Fuser pads frames (1280×720 stays 1280x720, 1920×1080 becomes 1920x1088)")
     path = Path(path)
-    _check_writable(path)  # before tracing: a bad --out fails at once
+    check_writable(path)  # before tracing: a bad --out fails at once
     config = model.config
     metadata = OnnxMetadata(preset=preset or preset_of(config), n_atoms=config.n_atoms, text_dim=config.text_dim,
                             size_multiple=SIZE_MULTIPLE, precision=precision, mnm_version=__version__,
@@ -165,6 +163,17 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
     if bad:
         raise ExportError(f"the exported graph uses ops TensorRT 10 does not support: {sorted(bad)}; "
                           "the fast path must stay conv-only (DESIGN.md §2)")
+    save_onnx(graph, metadata, path)
+    LOGGER.info("exported %s (%s, %s, %s) → %s", metadata.preset, precision,
+                "dynamic H×W" if not sizes else "sizes " + metadata.as_props()["mnm_sizes"],
+                f"{path.stat().st_size / 1e6:.1f} MB", path)
+    return path
+
+
+def save_onnx(graph, metadata: OnnxMetadata, path: Path) -> None:
+    """Write an ONNX ModelProto to `path` atomically, with `metadata` as its only metadata_props."""
+    import onnx
+
     del graph.metadata_props[:]
     for key, value in metadata.as_props().items():
         graph.metadata_props.add(key=key, value=value)
@@ -176,13 +185,9 @@ def export_onnx(model: nn.Module, path: str | Path, precision: str = "fp32",
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    LOGGER.info("exported %s (%s, %s, %s) → %s", metadata.preset, precision,
-                "dynamic H×W" if not sizes else "sizes " + metadata.as_props()["mnm_sizes"],
-                f"{path.stat().st_size / 1e6:.1f} MB", path)
-    return path
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """ExportError unless `path` can be written: its folder exists (or can be made) and is writable."""
     if path.is_dir():
         raise ExportError(f"cannot write {path}: it is a folder; give a file name such as {path / 'mnm.onnx'}")
@@ -210,9 +215,10 @@ def _trace(model: nn.Module, precision: str, size: tuple[int, int], dynamic: boo
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message=".*Constant folding.*")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
-            torch.onnx.export(module, example, str(tmp), dynamo=False, opset_version=OPSET,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                              dynamic_axes=axes)
+            with torch.no_grad():  # the inference form of the synthesis (mnm_core.dictionary.synthesize)
+                torch.onnx.export(module, example, str(tmp), dynamo=False, opset_version=OPSET,
+                                  input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                                  dynamic_axes=axes)
         return onnx.load(str(tmp))
     except Exception as exc:  # the exporter raises many error types
         raise ExportError(f"tracing the fast path to ONNX failed: {exc}") from exc
@@ -269,10 +275,15 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnm"
 
 
+def cache_file(cache_dir: str | Path | None, checkpoint_hash: str, precision: str) -> Path:
+    """Where the cache keeps the dynamic-size export of the weights with this hash in this precision."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    return cache / "onnx" / f"vgii-{checkpoint_hash[:16]}-{precision}.onnx"
+
+
 def cached_onnx(model: nn.Module, cache_dir: str | Path | None, precision: str = "fp32") -> Path:
     """The dynamic-size export of `model` in the cache, keyed by the hash of its state; exported once."""
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache / "onnx" / f"vgii-{model_hash(model)[:16]}-{precision}.onnx"
+    path = cache_file(cache_dir, model_hash(model), precision)
     if path.is_file():
         try:
             if read_metadata(path).precision == precision:
@@ -290,12 +301,15 @@ __all__ = [
     "OUTPUT_NAMES",
     "TENSORRT_OPS",
     "OnnxMetadata",
+    "cache_file",
     "cached_onnx",
+    "check_writable",
     "default_cache_dir",
     "export_onnx",
     "file_sha256",
     "model_hash",
     "preset_of",
     "read_metadata",
+    "save_onnx",
     "unsupported_ops",
 ]

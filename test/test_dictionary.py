@@ -44,6 +44,17 @@ def test_synthesis_matches_explicit_circular_sum():
     torch.testing.assert_close(out, expected)
 
 
+def test_synthesis_inference_form_equals_training_form():
+    """Without autograd the synthesis runs as depthwise + 1×1 sum (the exported form); same values."""
+    dictionary = random_dictionary(7, 5).double()
+    coeffs = torch.randn(2, 7, 16, 24)
+    with torch.enable_grad():
+        dense = synthesize(dictionary, coeffs)
+    with torch.no_grad():
+        depthwise = synthesize(dictionary, coeffs)
+    torch.testing.assert_close(depthwise, dense)
+
+
 def test_adjoint_identity():
     dictionary = random_dictionary(6, 5).double()
     coeffs = torch.randn(2, 6, 16, 24)

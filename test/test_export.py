@@ -42,10 +42,11 @@ def dims(value_info) -> list:
 def exported(tmp_path_factory) -> dict:
     """preset → fp32 export of a random model (the paper preset too: the op check covers every preset)."""
     folder = tmp_path_factory.mktemp("onnx")
-    return {name: export_onnx(random_vgii(name), folder / f"{name}.onnx") for name in ("tiny", "small", "paper")}
+    names = ("tiny", "fast", "small", "paper")
+    return {name: export_onnx(random_vgii(name), folder / f"{name}.onnx") for name in names}
 
 
-@pytest.mark.parametrize("preset", ["tiny", "small", "paper"])
+@pytest.mark.parametrize("preset", ["tiny", "fast", "small", "paper"])
 def test_every_preset_uses_only_tensorrt_ops(exported, preset):
     graph = onnx.load(str(exported[preset]))
     onnx.checker.check_model(graph)

@@ -87,6 +87,34 @@ def test_paper_preset_parameter_budget():
     assert abs(total - 21.8e6) / 21.8e6 < 0.15
 
 
+def test_fast_preset_costs_a_fraction_of_small():
+    """The CPU-first preset: at most a sixth of small's fast-path MACs, the same outputs' contract."""
+    fast, small = model_report("fast"), model_report("small")
+    size = list(small.fast_path_macs)[-1]
+    assert fast.fast_path_macs[size] * 6 < small.fast_path_macs[size]
+    assert fast.component_macs[size]["rin"] * 4 < small.component_macs[size]["rin"]
+
+
+def test_three_level_unet_keeps_size_and_four_level_names():
+    from mnm_core.model.blocks import UNet
+
+    three, four = UNet(2, 3, (4, 8, 16)), UNet(2, 3, (4, 8, 16, 32))
+    assert three(torch.rand(1, 2, 8, 16)).shape == (1, 3, 8, 16)
+    names = {name.split(".")[0] for name in four.state_dict()}
+    assert names == {"enc0", "enc1", "enc2", "bottom", "down0", "down1", "down2", "up0", "up1", "up2",
+                     "dec0", "dec1", "dec2", "out"}  # the shipped small checkpoint's keys
+
+
+def test_rin_stride_needs_sizes_the_fuser_pads_to():
+    from mnm_core.config import ModelConfig
+    from mnm_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="multiples of 16"):
+        ModelConfig(widths=(8, 16, 32, 64), rin_stride=2)
+    with pytest.raises(ConfigError, match="rin_stride"):
+        ModelConfig(rin_stride=3)
+
+
 @pytest.mark.parametrize("shape,layout", [((1, 1, 3), "rgb"), ((7, 13, 3), "bgr"), ((9, 11), "gray"),
                                           ((641 // 4, 479 // 4, 3), "rgb")])
 def test_odd_sizes_round_trip_through_the_fuser(shape, layout):

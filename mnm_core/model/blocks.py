@@ -38,39 +38,35 @@ class DoubleConv(nn.Sequential):
 
 
 class UNet(nn.Module):
-    """Four-level U-Net (three stride-2 downsamplings), concatenated skips, linear output.
+    """U-Net with len(widths) levels (len − 1 stride-2 downsamplings), concatenated skips, linear output.
 
-    Input B×C_in×H×W with H, W multiples of 8 → B×C_out×H×W. Only Conv, ConvTranspose, Relu and
-    Concat: exportable to ONNX and TensorRT.
+    Input B×C_in×H×W with H, W multiples of 2^(levels − 1) → B×C_out×H×W. Only Conv, ConvTranspose, Relu
+    and Concat: exportable to ONNX and TensorRT. Submodules keep the names enc0…, bottom, down0…, up0…,
+    dec0…, out, so four-level checkpoints load unchanged.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, int, int, int]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, ...]) -> None:
         super().__init__()
-        w0, w1, w2, w3 = widths
-        self.enc0 = DoubleConv(in_channels, w0)
-        self.enc1 = DoubleConv(w0, w1)
-        self.enc2 = DoubleConv(w1, w2)
-        self.bottom = DoubleConv(w2, w3)
-        self.down0 = conv3x3(w0, w0, stride=2)
-        self.down1 = conv3x3(w1, w1, stride=2)
-        self.down2 = conv3x3(w2, w2, stride=2)
-        self.up2 = nn.ConvTranspose2d(w3, w2, 2, stride=2)
-        self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
-        self.up0 = nn.ConvTranspose2d(w1, w0, 2, stride=2)
-        self.dec2 = DoubleConv(2 * w2, w2)
-        self.dec1 = DoubleConv(2 * w1, w1)
-        self.dec0 = DoubleConv(2 * w0, w0)
-        self.out = nn.Conv2d(w0, out_channels, 1)
+        *skips, bottom = widths
+        self.levels = len(skips)
+        for i, width in enumerate(skips):
+            self.add_module(f"enc{i}", DoubleConv(in_channels if i == 0 else skips[i - 1], width))
+            self.add_module(f"down{i}", conv3x3(width, width, stride=2))
+            self.add_module(f"up{i}", nn.ConvTranspose2d(widths[i + 1], width, 2, stride=2))
+            self.add_module(f"dec{i}", DoubleConv(2 * width, width))
+        self.bottom = DoubleConv(skips[-1], bottom)
+        self.out = nn.Conv2d(widths[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e0 = self.enc0(x)
-        e1 = self.enc1(self.down0(e0))
-        e2 = self.enc2(self.down1(e1))
-        b = self.bottom(self.down2(e2))
-        d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
-        d0 = self.dec0(torch.cat([self.up0(d1), e0], dim=1))
-        return self.out(d0)
+        skips = []
+        for i in range(self.levels):
+            x = getattr(self, f"enc{i}")(x)
+            skips.append(x)
+            x = getattr(self, f"down{i}")(x)
+        x = self.bottom(x)
+        for i in reversed(range(self.levels)):
+            x = getattr(self, f"dec{i}")(torch.cat([getattr(self, f"up{i}")(x), skips[i]], dim=1))
+        return self.out(x)
 
 
 def constant_channel(like: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -54,7 +54,7 @@ class HypNet(nn.Module):
 class CoeNet(nn.Module):
     """Proximal step on coefficients: S ← S + U-Net([S, β])."""
 
-    def __init__(self, n_atoms: int, widths: tuple[int, int, int, int]) -> None:
+    def __init__(self, n_atoms: int, widths: tuple[int, ...]) -> None:
         super().__init__()
         self.unet = UNet(n_atoms + 1, n_atoms, widths)
 

@@ -44,14 +44,25 @@ class Ren(nn.Module):
 
 
 class Rin(nn.Module):
-    """Visible coefficients → infrared coefficients: S + U-Net(S)."""
+    """Visible coefficients → infrared coefficients: S + U-Net(S).
 
-    def __init__(self, n_atoms: int, widths: tuple[int, int, int, int]) -> None:
+    With stride s > 1 the U-Net's correction is computed on an s-times smaller grid (a learned s×s
+    patch embedding in, a transposed one out) while the identity path keeps S at full resolution: the
+    inferred IR changes smoothly (IR cameras see blurred heat, not texture), so the expensive part
+    needs no full-resolution pixels. This is the `fast` preset's main saving.
+    """
+
+    def __init__(self, n_atoms: int, widths: tuple[int, ...], stride: int = 1) -> None:
         super().__init__()
-        self.unet = UNet(n_atoms, n_atoms, widths)
+        coarse = stride > 1
+        self.down = nn.Conv2d(n_atoms, widths[0], stride, stride=stride) if coarse else None
+        self.unet = UNet(widths[0], widths[0], widths) if coarse else UNet(n_atoms, n_atoms, widths)
+        self.up = nn.ConvTranspose2d(widths[0], n_atoms, stride, stride=stride) if coarse else None
 
     def forward(self, coeffs: torch.Tensor) -> torch.Tensor:
-        return coeffs + self.unet(coeffs)
+        if self.down is None:
+            return coeffs + self.unet(coeffs)
+        return coeffs + self.up(self.unet(self.down(coeffs)))
 
 
 class TailNet(nn.Module):
@@ -125,7 +136,7 @@ class VgiiModel(nn.Module):
         self.config = config
         k = config.atom_size
         self.ren = Ren(config.n_atoms, config.ren_width, config.lista_steps)
-        self.rin = Rin(config.n_atoms, config.widths)
+        self.rin = Rin(config.n_atoms, config.widths, config.rin_stride)
         self.gate = Gate(config.n_atoms, config.gate_width)
         self.tail = TailNet(config.tail_width)
         bound = config.modulation_bound
