@@ -10,7 +10,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=["mnm_core", "mnm_core.*", "mnm_ros", "mnm_ros.*"]),
-    package_data={"mnm_core": ["weights/*.safetensors"]},
+    package_data={"mnm_core": ["weights/*.safetensors", "weights/*.int8.onnx"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

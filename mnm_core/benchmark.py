@@ -194,6 +194,8 @@ def _run_rows(backends, precisions, presets, sizes, repeats, warmup, budget_s, d
                         notes.append(f"skipped {name} {precision} {preset}: {exc}")
                         progress.update(len(sizes))
                         continue
+                    if precision == "int8":
+                        notes.append(f"{name} int8 {preset}: {backend.path}")
                     for height, width in sizes:
                         progress.set_postfix_str(f"{name} {precision} {preset} {width}×{height}")
                         probe.reset_peak()

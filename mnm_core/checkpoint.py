@@ -26,7 +26,8 @@ FORMAT_VERSION = 1
 MAX_PARAMETERS = 200_000_000
 """Largest model a checkpoint may ask for (0.8 GB in fp32; the paper preset has about 11 M parameters)."""
 DEFAULT_CHECKPOINT = "mnm_small.safetensors"
-"""File name of the embedded default (the `small` preset) inside `mnm_core/weights/`."""
+"""File name of the embedded default (the `small` preset) inside `mnm_core/weights/`: what `load_model`
+loads without a path. The pipeline picks an embedded model per machine (mnm_core.machine)."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ class CheckpointInfo:
     format_version: int = FORMAT_VERSION
 
 
-def default_checkpoint_path() -> Path:
-    """The embedded default checkpoint shipped inside the package."""
-    return Path(str(resources.files("mnm_core") / "weights" / DEFAULT_CHECKPOINT))
+def default_checkpoint_path(preset: str = "") -> Path:
+    """The embedded checkpoint of `preset` shipped inside the package (default: DEFAULT_CHECKPOINT)."""
+    name = f"mnm_{preset}.safetensors" if preset else DEFAULT_CHECKPOINT
+    return Path(str(resources.files("mnm_core") / "weights" / name))
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, info: CheckpointInfo, half: bool = False) -> Path:

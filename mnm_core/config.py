@@ -25,7 +25,9 @@ T = TypeVar("T")
 
 PresetName = Literal["paper", "small", "fast", "tiny"]
 BackendName = Literal["torch", "onnxruntime", "tensorrt"]
-Precision = Literal["fp32", "fp16"]
+Precision = Literal["fp32", "fp16", "int8", "bf16"]
+PipelinePrecision = Literal["auto", "fp32", "fp16", "int8", "bf16"]
+EmbeddedModel = Literal["auto", "fast", "small"]
 EncoderName = Literal["minilm", "hf-causal-lm", "openai", "none"]
 PromptStyle = Literal["full", "simple"]
 
@@ -225,13 +227,18 @@ class PipelineConfig:
     """The frame pipeline (Fuser): which checkpoint, which backend, which precision."""
 
     checkpoint: str = ""
-    """Checkpoint path; empty = the embedded default shipped with the package."""
+    """Checkpoint path; empty = the embedded model `model` shipped with the package."""
+    model: EmbeddedModel = "auto"
+    """Embedded model used when checkpoint is empty: auto = fast on a CPU, small on CUDA (mnm_core.machine)."""
     backend: BackendName = "onnxruntime"
     """Inference backend of the fast path."""
-    precision: Precision = "fp32"
-    """Numeric precision of the fast path."""
-    device: str = "cpu"
-    """Torch device for the torch backend (cpu, cuda, cuda:1)."""
+    precision: PipelinePrecision = "auto"
+    """Numeric precision of the fast path; auto = int8 on a CPU where a calibrated file of the weights is
+    shipped (else fp32), fp16 on CUDA."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N, or auto = CUDA where the backend can use it, else cpu."""
+    threads: int = bounded(0, 0, 1024)
+    """CPU threads of the backend; 0 = the cores this process may run on (its CPU affinity)."""
     onnx_path: str = ""
     """Exported ONNX file for onnxruntime/tensorrt; empty = export the checkpoint to a cache."""
     engine_cache_dir: str = ""
@@ -240,14 +247,14 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         validate_fields(self)
         if not DEVICE_PATTERN.fullmatch(self.device):
-            raise ConfigError(f"PipelineConfig.device must be cpu, cuda or cuda:N, got {self.device!r}")
+            raise ConfigError(f"PipelineConfig.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         for name in ("checkpoint", "onnx_path"):  # refused when set, not at the next configure
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 raise ConfigError(f"PipelineConfig.{name}: {path} does not exist or is not a file")
 
 
-DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 """Torch devices the pipeline accepts."""
 
 

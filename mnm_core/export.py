@@ -14,6 +14,7 @@ text_dim, size multiple, precision, fixed sizes, mnm version and the hash of the
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 import os
@@ -275,10 +276,22 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnm"
 
 
+@functools.cache
+def graph_code_hash() -> str:
+    """SHA-256 of the source that decides the exported graph (the model, the dictionary math, this exporter):
+    the same weights exported by changed code give another graph, so the cache keys on both."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("model/*.py"), root / "dictionary.py", Path(__file__)]):
+        digest.update(path.name.encode() + b"|" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_file(cache_dir: str | Path | None, checkpoint_hash: str, precision: str) -> Path:
-    """Where the cache keeps the dynamic-size export of the weights with this hash in this precision."""
+    """Where the cache keeps the dynamic-size export of the weights with this hash in this precision, made
+    by the graph code of this installation (`graph_code_hash`)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    return cache / "onnx" / f"vgii-{checkpoint_hash[:16]}-{precision}.onnx"
+    return cache / "onnx" / f"vgii-{checkpoint_hash[:16]}-{graph_code_hash()[:8]}-{precision}.onnx"
 
 
 def cached_onnx(model: nn.Module, cache_dir: str | Path | None, precision: str = "fp32") -> Path:

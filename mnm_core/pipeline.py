@@ -18,6 +18,7 @@ from mnm_core.colour import crop_to, pad_to_multiple, rgb_to_ycbcr, ycbcr_to_rgb
 from mnm_core.config import PipelineConfig, TextConfig
 from mnm_core.errors import ConfigError, InputError
 from mnm_core.frames import LAYOUTS, Layout
+from mnm_core.machine import Deployment
 from mnm_core.modulation import Modulation, ModulationSource
 
 LOGGER = logging.getLogger(__name__)
@@ -79,10 +80,12 @@ class Fuser:
     """Frame → (pseudo-IR, fused). Not thread-safe: call `process` from one thread."""
 
     def __init__(self, backend: InferenceBackend, modulation_source: ModulationSource | None = None,
-                 synchronous: bool = False) -> None:
+                 synchronous: bool = False, deployment: Deployment | None = None) -> None:
         """`synchronous`: compute the modulation of every frame before its fast path (evaluation,
-        reproducible), instead of refreshing it in the background at its own period (live use)."""
+        reproducible), instead of refreshing it in the background at its own period (live use).
+        `deployment`: what `from_config` chose for this machine (None when the backend was built by hand)."""
         self.backend = backend
+        self.deployment = deployment
         self.modulation_source = modulation_source or ModulationSource(backend.n_atoms)
         self.synchronous = synchronous
         if not synchronous:
@@ -97,20 +100,28 @@ class Fuser:
         """
         from mnm_core.backends import create_backend
         from mnm_core.checkpoint import load_model
+        from mnm_core.export import model_hash
+        from mnm_core.machine import embedded_checkpoint, resolve_device, resolve_precision, usable_cores
 
         pipeline = pipeline or PipelineConfig()
-        model, info = load_model(pipeline.checkpoint or None)
+        device = resolve_device(pipeline)
+        checkpoint = pipeline.checkpoint or str(embedded_checkpoint(pipeline.model, device))
+        model, info = load_model(checkpoint)
+        precision = resolve_precision(pipeline, device, info.preset, model_hash(model))
+        deployment = Deployment(checkpoint, info.preset, pipeline.backend, precision, device,
+                                pipeline.threads or usable_cores())
         text = text or text_config_for(info.text_encoder)
-        backend = create_backend(pipeline.backend, model, precision=pipeline.precision, device=pipeline.device,
-                                 onnx_path=pipeline.onnx_path, cache_dir=pipeline.engine_cache_dir)
+        backend = create_backend(pipeline.backend, model, precision=precision, device=device,
+                                 onnx_path=pipeline.onnx_path, cache_dir=pipeline.engine_cache_dir,
+                                 threads=deployment.threads)
         if text.encoder == "none":
             source = ModulationSource(backend.n_atoms)
         else:
             from mnm_core.text import create_modulation_source
 
             source = create_modulation_source(model, info, text)
-        LOGGER.info("fuser ready: %s, text encoder %s", backend.describe(), text.encoder)
-        return cls(backend, source, synchronous=synchronous)
+        LOGGER.info("fuser ready: %s, text encoder %s", deployment.describe(), text.encoder)
+        return cls(backend, source, synchronous=synchronous, deployment=deployment)
 
     def process(self, frame: np.ndarray, layout: Layout = "rgb") -> FuserResult:
         start = time.perf_counter()

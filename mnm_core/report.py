@@ -120,3 +120,24 @@ def format_report(report: ModelReport) -> str:
     lines.append("jsrl = one training forward over both modalities (FFT and Cholesky solves not counted);")
     lines.append("slow path = I_pir⁰ plus the Φγ/Φβ heads, text encoder excluded.")
     return "\n".join(lines)
+
+
+def format_comparison(reports: list[ModelReport], reference: str = "small") -> str:
+    """Presets side by side: fast-path parameters and GMACs (total and per component at the largest
+    size), and each preset's fast-path MACs as a fraction of `reference`'s."""
+    largest = list(reports[0].fast_path_macs)[-1]
+    base = next((r.fast_path_macs[largest] for r in reports if r.preset == reference), None)
+    rows = [("fast-path params", [f"{r.as_dict()['fast_path_params']:,}" for r in reports])]
+    rows += [(f"GMACs {size}", [f"{r.fast_path_macs[size] / 1e9:.2f}" for r in reports])
+             for size in reports[0].fast_path_macs]
+    rows += [(f"  {part} {largest}", [f"{r.component_macs[largest][part] / 1e9:.2f}" for r in reports])
+             for part in ("ren", "rin", "gate", "synthesis")]
+    if base:
+        rows.append((f"× {reference}'s MACs", [f"{r.fast_path_macs[largest] / base:.3f}" for r in reports]))
+    rows.append(("slow-path GMACs " + largest, [f"{r.slow_path_macs[largest] / 1e9:.2f}" for r in reports]))
+    width = max(len(label) for label, _ in rows) + 2
+    lines = ["mnm model report: fast path (one frame) per preset", "",
+             f"{'':<{width}}" + "".join(f"{r.preset:>12}" for r in reports)]
+    lines += [f"{label:<{width}}" + "".join(f"{cell:>12}" for cell in cells) for label, cells in rows]
+    lines += ["", "`mnm model-report --preset NAME` gives one preset's full table (JSRL and the slow path too)."]
+    return "\n".join(lines)

@@ -118,16 +118,17 @@ def run_demo(out: str | Path, checkpoint: str = "", backend: str = PipelineConfi
     import cv2
     from tqdm import tqdm
 
-    from mnm_core.checkpoint import default_checkpoint_path
+    from mnm_core.machine import embedded_checkpoint
 
     height, width = size
     if frames < 1 or rate <= 0 or width < 8 or height < 8:
         raise ConfigError("frames must be ≥ 1, rate > 0 and the size at least 8x8")
     PipelineConfig(checkpoint=checkpoint, backend=backend)  # the node's own checks, before it starts
     TextConfig(encoder=text_encoder)
-    if not checkpoint and not default_checkpoint_path().is_file():
+    embedded = embedded_checkpoint("auto", "cpu")
+    if not checkpoint and not embedded.is_file():
         raise CheckpointError(
-            f"the embedded default model {default_checkpoint_path()} is not there yet (it is shipped once "
+            f"the embedded default model {embedded} is not there yet (it is shipped once "
             "trained); run the demo with --checkpoint PATH on a checkpoint of your own")
 
     from mnm_ros.client import FusionClient, stop_node
@@ -192,7 +193,9 @@ def run_demo(out: str | Path, checkpoint: str = "", backend: str = PipelineConfi
         "inference_ms_median": _number(diagnostics.get("inference_ms_median")),
         "backend": diagnostics.get("backend", params["pipeline.backend"]),
         "text_encoder": params["text.encoder"],
-        "checkpoint": checkpoint or str(default_checkpoint_path()),
+        "model": diagnostics.get("model", checkpoint),
+        "precision": diagnostics.get("precision", ""),
+        "threads": diagnostics.get("threads", ""),
         "frame_size": [width, height],
         "rate_hz": rate,
         "elapsed_s": round(elapsed, 1),

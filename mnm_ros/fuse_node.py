@@ -102,7 +102,8 @@ class FuseNode(LifecycleNode):
             "fused": self.create_lifecycle_publisher(Image, "fused", qos),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
-        self.get_logger().info(f"configured: {self._fuser.backend.describe()}, text encoder {text.encoder}")
+        chosen = self._fuser.deployment.describe() if self._fuser.deployment else self._fuser.backend.describe()
+        self.get_logger().info(f"configured: {chosen}, text encoder {text.encoder}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -291,6 +292,8 @@ class FuseNode(LifecycleNode):
             "modulation_source": modulation.source,
             "modulation_age_s": f"{modulation.age_s():.1f}",
         }
+        if self._fuser.deployment is not None:
+            info.update(self._fuser.deployment.as_info())
         info.update({f"rejected_{kind}": str(n) for kind, n in self._stats.rejected.items()})
         info.update({f"failed_{stage}": str(n) for stage, n in self._stats.failed.items()})
         info.update({f"text_{k}": str(v) for k, v in self._fuser.modulation_source.stats().items()})

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from mnm_core.cli import build_parser, main
+from mnm_core.config import PRESETS
 
 
 def subcommands() -> list[str]:
@@ -31,6 +32,15 @@ def test_model_report_json_keys(capsys):
     assert report["params_total"] > 0
     assert set(report["fast_path_macs"]) == {"256x256", "640x512"}
     assert report["fast_path_macs"]["640x512"] > report["fast_path_macs"]["256x256"] > 0
+
+
+def test_model_report_compares_every_preset(capsys):
+    assert main(["model-report"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "small" in line and "fast" in line)
+    assert header.split() == list(PRESETS)
+    ratio = next(line for line in out.splitlines() if line.startswith("× small's MACs")).split()[-len(PRESETS):]
+    assert dict(zip(PRESETS, map(float, ratio)))["small"] == 1.0
 
 
 def test_console_script_runs():

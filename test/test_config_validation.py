@@ -29,7 +29,7 @@ BAD_VALUES = [
     (TextConfig, "timeout_s", math.nan, r"TextConfig\.timeout_s must be in .*, got nan"),
     (TextConfig, "url", "ftp://host/v1", r"TextConfig\.url must start with http"),
     (TextConfig, "pooling", "max", r"TextConfig\.pooling: 'max' is not one of"),
-    (PipelineConfig, "device", "banana", r"PipelineConfig\.device must be cpu, cuda or cuda:N, got 'banana'"),
+    (PipelineConfig, "device", "banana", r"PipelineConfig\.device must be auto, cpu, cuda or cuda:N, got 'banana'"),
     (PipelineConfig, "checkpoint", "/nowhere/model.safetensors", r"checkpoint: /nowhere/model\.safetensors does not"),
     (PipelineConfig, "onnx_path", "/nowhere/model.onnx", r"onnx_path: /nowhere/model\.onnx does not exist"),
     (NodeConfig, "diagnostics_period_s", 1e-9, r"NodeConfig\.diagnostics_period_s must be in \[0\.1, 3600\] s"),

@@ -59,7 +59,8 @@ def test_demo_without_the_default_model_says_what_to_do(tmp_path, caplog, monkey
     """A source checkout without the shipped weights (mnm_core/weights is not packaged everywhere)."""
     import mnm_core.checkpoint
 
-    monkeypatch.setattr(mnm_core.checkpoint, "default_checkpoint_path", lambda: tmp_path / "weights" / "none.st")
+    missing = tmp_path / "weights" / "none.st"
+    monkeypatch.setattr(mnm_core.checkpoint, "default_checkpoint_path", lambda preset="": missing)
     with caplog.at_level(logging.ERROR):
         assert cli_main(["demo", "--out", str(tmp_path / "demo")]) == 1
     assert "--checkpoint" in caplog.text and "not there yet" in caplog.text

@@ -14,6 +14,18 @@ from mnm_core.export import INPUT_NAMES, OUTPUT_NAMES, read_metadata
 LOGGER = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+EXPORT_FLAGS = {"fp32": "", "fp16": " --fp16", "int8": " --int8"}
+"""The precisions an ONNX file can have, and the `mnm export` flag that makes each."""
+
+
+def check_precision(precision: str) -> None:
+    """BackendError unless onnxruntime can run `precision` (asked for, or of a file)."""
+    if precision == "bf16":
+        raise BackendError("the onnxruntime backend has no bf16: ONNX Runtime's CPU provider has no bfloat16 "
+                           "arithmetic (a bf16 Conv graph does not even load), so there is no bf16 export; use "
+                           "backend torch with precision bf16, or precision int8 or fp32 here")
+    if precision not in EXPORT_FLAGS:
+        raise BackendError(f"onnxruntime backend: unknown precision {precision!r}; use one of {list(EXPORT_FLAGS)}")
 
 
 def import_onnxruntime():
@@ -47,11 +59,13 @@ class OnnxRuntimeBackend(InferenceBackend):
                  threads: int = 0) -> None:
         ort = import_onnxruntime()
         self.path = Path(onnx_path)
+        if precision is not None:
+            check_precision(precision)
         self.metadata = read_metadata(self.path)
         if precision is not None and precision != self.metadata.precision:
             raise BackendError(f"{self.path} is an {self.metadata.precision} export but {precision} was asked for; "
-                               f"export an {precision} variant (`mnm export{' --fp16' if precision == 'fp16' else ''}"
-                               " --out FILE`) or change the precision")
+                               f"export an {precision} variant (`mnm export{EXPORT_FLAGS[precision]} --out FILE`) "
+                               "or change the precision")
         self.precision = self.metadata.precision
         self.device = device
         providers = choose_providers(device, ort.get_available_providers())

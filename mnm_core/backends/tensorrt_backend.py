@@ -53,6 +53,17 @@ def import_tensorrt():
     return tensorrt, cuda
 
 
+def check_precision(precision: str) -> None:
+    """BackendError unless TensorRT builds engines of `precision` (asked for, or of a file): fp32 or fp16."""
+    if precision == "int8":
+        raise BackendError("the tensorrt backend does not take int8 exports: they are calibrated for ONNX Runtime "
+                           "on the CPU; build TensorRT engines from the fp16 (`mnm export --fp16`) or fp32 export, "
+                           "or run int8 with backend onnxruntime")
+    if precision not in ("fp32", "fp16"):
+        raise BackendError(f"the tensorrt backend builds fp32 or fp16 engines, not {precision!r}; use fp16 on a GPU"
+                           + (", or backend torch for bf16" if precision == "bf16" else ""))
+
+
 def device_index(device: str) -> int:
     """'cuda' → 0, 'cuda:1' → 1; anything else is a BackendError."""
     name, _, index = device.partition(":")
@@ -140,6 +151,7 @@ class TensorRtBackend(InferenceBackend):
                  sizes: list[tuple[int, int]] | None = None) -> None:
         self.path = Path(onnx_path)
         self.metadata = read_metadata(self.path)
+        check_precision(self.metadata.precision)
         if precision is not None and precision != self.metadata.precision:
             raise BackendError(f"{self.path} is an {self.metadata.precision} export but {precision} was asked for; "
                                "TensorRT takes its precision from the ONNX file: export the matching variant "

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import typing
 
 from mnm_core.backends import BACKENDS
 from mnm_core.benchmark import format_table, machine, run_benchmark
 from mnm_core.commands.options import api_defaults, size_type
-from mnm_core.config import PRESETS
+from mnm_core.config import PRESETS, Precision
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=default["backends"],
                         help="default: torch and onnxruntime (+ tensorrt on cuda)")
-    parser.add_argument("--precisions", nargs="+", choices=("fp32", "fp16"), default=default["precisions"],
-                        help="default: fp32 on cpu, fp32 and fp16 on cuda")
+    parser.add_argument("--precisions", nargs="+", choices=typing.get_args(Precision), default=default["precisions"],
+                        help="default: fp32 on cpu, fp32 and fp16 on cuda; rows a backend cannot run are skipped "
+                             "with a note (int8: onnxruntime only, the shipped file of these weights or one "
+                             "calibrated on the training sets; bf16: torch only)")
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=list(default["presets"]),
                         help="default: %(default)s (the shipped preset); paper at 1280x1024 takes minutes per pass "
                              "on a CPU")
