@@ -100,7 +100,7 @@ class MemoryProbe:
 
 
 def bench_model(preset: str, seed: int = 0):
-    """(model, what it is): the embedded default checkpoint for its preset, else an untrained model with a
+    """(model, what it is): the embedded checkpoint of the preset (mnm_core/weights/mnm_<preset>), else an untrained model with a
     random positive dictionary (timing does not depend on the weights; a fixed seed keeps the export cache)."""
     import torch
 
@@ -108,9 +108,9 @@ def bench_model(preset: str, seed: int = 0):
     from mnm_core.config import preset as preset_config
     from mnm_core.model import VgiiModel
 
-    path = default_checkpoint_path()
+    path = default_checkpoint_path(preset)
     if path.is_file() and read_checkpoint(path)[0].preset == preset:
-        return load_model(path)[0], "embedded default checkpoint"
+        return load_model(path)[0], f"embedded checkpoint {path.name}"
     with torch.random.fork_rng():  # seeded weights without touching the caller's random state
         torch.manual_seed(seed)
         model = VgiiModel(preset_config(preset)).eval()

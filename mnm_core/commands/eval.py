@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
+from mnm_core.backends import BACKENDS
 from mnm_core.commands.options import api_defaults
+from mnm_core.config import PipelinePrecision
 from mnm_core.evaluation import METHODS, evaluate
 from mnm_core.metrics import MODES
 
@@ -25,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text-encoder", default=default["text_encoder"], choices=("auto", "minilm", "none"),
                         help="language conditioning for --method model: auto = the encoder the checkpoint was "
                              "trained with, computed for every image; none = identity modulation")
+    parser.add_argument("--backend", default=default["backend"], choices=BACKENDS,
+                        help="fast-path backend for --method model (%(default)s: exact at any size)")
+    parser.add_argument("--precision", default=default["precision"], choices=get_args(PipelinePrecision),
+                        help="fast-path precision for --method model; auto = what this machine runs by default "
+                             "(mnm_core.machine)")
     parser.add_argument("--mode", choices=MODES, default=default["mode"], help="metric mode (%(default)s)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-baselines", action="store_true", help="do not score the visible/real-ir baselines")
@@ -43,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--checkpoint only applies to --method model, not {args.method}")
     result = evaluate(args.data, args.method, args.out, mode=args.mode, checkpoint=args.checkpoint,
                       baselines=not args.no_baselines, progress=not args.no_progress, report=not args.no_report,
-                      text_encoder=args.text_encoder)
+                      text_encoder=args.text_encoder, backend=args.backend, precision=args.precision)
     print(format_table(result.means, METRIC_KEYS))
     print("\n" + format_table(guess_means(result.means[args.method]), PSEUDO_IR_SCORES))
     print(f"\n{len(result.rows)} images, {len(result.skipped)} skipped (mode {result.mode}); "

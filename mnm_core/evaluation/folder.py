@@ -26,6 +26,7 @@ from mnm_core.errors import DataError, InputError
 from mnm_core.evaluation.evaluator import Evaluator, Sample, result_keys, write_csv
 from mnm_core.evaluation.methods import (
     BASELINES,
+    EVAL_BACKEND,
     METHODS,
     Method,
     MethodOutput,
@@ -99,9 +100,12 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str = "vifb",
              checkpoint: str | Path | None = None, baselines: bool = True, progress: bool = True,
-             report: bool = True, text_encoder: str = "auto") -> EvalResult:
+             report: bool = True, text_encoder: str = "auto", backend: str = EVAL_BACKEND,
+             precision: str = "auto") -> EvalResult:
     """Run `method` over the pairs of `data_dir`, score it, and write the outputs under `out_dir`.
 
+    backend, precision: of the model's fast path (the torch backend by default: exact at any size;
+    onnxruntime with int8 scores the quantised file).
     baselines: also score `visible` and `real-ir` (metrics only) for the comparison table and chart.
     Pairs that cannot be loaded or processed are skipped with a reason (logged and in summary.json);
     DataError when no pair at all could be scored.
@@ -115,7 +119,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
     for item in skipped:
         LOGGER.warning("skipped %s: %s", item.name, item.reason)
     available: dict[str, Method] = {"visible": fuse_visible, "real-ir": fuse_real_ir}
-    model = ModelMethod(checkpoint, text_encoder=text_encoder) if method == "model" else None
+    model = ModelMethod(checkpoint, backend, text_encoder, precision) if method == "model" else None
     if model is not None:
         available["model"] = model
     compared = [method] + ([b for b in BASELINES if b != method] if baselines else [])
