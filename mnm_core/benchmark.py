@@ -100,8 +100,9 @@ class MemoryProbe:
 
 
 def bench_model(preset: str, seed: int = 0):
-    """(model, what it is): the embedded checkpoint of the preset (mnm_core/weights/mnm_<preset>), else an untrained model with a
-    random positive dictionary (timing does not depend on the weights; a fixed seed keeps the export cache)."""
+    """(model, what it is): the embedded checkpoint of the preset (mnm_core/weights/mnm_<preset>), else an
+    untrained model with a random positive dictionary (timing does not depend on the weights; a fixed seed
+    keeps the export cache)."""
     import torch
 
     from mnm_core.checkpoint import default_checkpoint_path, load_model, read_checkpoint

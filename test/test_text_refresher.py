@@ -7,6 +7,7 @@ with a scripted behaviour per call: answer, sleep, raise, hang or return NaN).
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import zlib
@@ -24,7 +25,7 @@ from mnm_core.modulation import ModulationSource
 from mnm_core.pipeline import Fuser
 from mnm_core.text import check_encoder, create_modulation_source
 from mnm_core.text.base import TextEncoder
-from mnm_core.text.refresher import ModulationRefresher, downscale
+from mnm_core.text.refresher import BACKGROUND_NICENESS, ModulationRefresher, downscale
 from test.conftest import random_dictionary
 
 FINGERPRINT = "scripted:test:mean"
@@ -122,6 +123,23 @@ def test_fast_path_never_waits_for_a_slow_encoder() -> None:
     assert result.modulation.source == "scripted" and result.modulation.prompt.startswith("A ")
     assert not np.allclose(result.modulation.gamma, 1.0) and not np.allclose(result.modulation.beta, 0.0)
     assert not np.array_equal(result.pseudo_ir, identity_result.pseudo_ir)
+
+
+def test_the_slow_path_runs_at_a_lower_priority() -> None:
+    """The refresh and encoder threads yield the CPU to the fast path (nice BACKGROUND_NICENESS)."""
+    encoder = ScriptedEncoder(["hang"])
+    source = ModulationRefresher(tiny_model(), encoder, TextConfig(refresh_period_s=0.02, timeout_s=60.0))
+    source.observe(rgb_float(0), None)
+    source.start()
+    try:
+        assert encoder.started.wait(10)
+        threads = {t.name: t.native_id for t in threading.enumerate()}
+        for name in ("mnm-text-refresh", "mnm-text-encode"):
+            assert os.getpriority(os.PRIO_PROCESS, threads[name]) >= BACKGROUND_NICENESS
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < BACKGROUND_NICENESS
+    finally:
+        encoder.release.set()
+        source.stop()
 
 
 def test_failures_keep_the_last_good_modulation() -> None:

@@ -6,6 +6,9 @@ downscales it, computes I_pir⁰ with its own copy of the model, describes the s
 in a worker thread (abandoned after `timeout_s`), applies Φγ/Φβ and publishes a new Modulation by
 replacing one reference. The fast path never waits: `current()` is a plain attribute read.
 
+Both threads run at a lower OS priority (`BACKGROUND_NICENESS`), so on a small CPU the fast path keeps
+the cores it needs while a refresh runs.
+
 A failed refresh (the encoder raised, hung, or gave NaN/inf, or the heads did) leaves the last good
 modulation in place, is logged and counted in `stats()`, and the next try waits with exponential
 back-off (the period doubled per consecutive failure, at most `MAX_BACKOFF_FACTOR` periods).
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -36,6 +40,20 @@ MAX_SIDE = 256
 """The slow path works on the frame downscaled to at most this many pixels on its long side."""
 MAX_BACKOFF_FACTOR = 32
 STOP_JOIN_S = 2.0
+BACKGROUND_NICENESS = 10
+"""Nice value of the slow-path threads (and the torch worker threads they start): on a small CPU the
+refresh (I_pir⁰ + text encoder) would otherwise take cores from the fast path at every period; at nice 10
+the scheduler gives a busy fast-path thread about nine times its share."""
+
+
+def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
+    """Lower the calling thread's scheduling priority (Linux keeps a nice value per thread; threads it
+    creates afterwards inherit it). Never raises: elsewhere, or without permission, nothing changes."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(niceness, os.getpriority(os.PRIO_PROCESS, tid)))
+    except (AttributeError, OSError) as exc:
+        LOGGER.debug("cannot lower the slow path's priority: %s", exc)
 
 
 class _StoppedError(Exception):
@@ -126,6 +144,7 @@ class ModulationRefresher(ModulationSource):
         return True
 
     def _run(self) -> None:
+        lower_thread_priority()
         period = self._config.refresh_period_s
         delay = 0.0
         while not self._stop.wait(delay):
@@ -159,6 +178,7 @@ class ModulationRefresher(ModulationSource):
         result: dict[str, Any] = {}
 
         def call() -> None:
+            lower_thread_priority()
             try:
                 result["feature"] = self._encoder.encode([prompt])
             except Exception as exc:  # reported by the caller, which owns the counters
