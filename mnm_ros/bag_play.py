@@ -34,6 +34,8 @@ LOGGER = logging.getLogger(__name__)
 OUTPUT_TOPICS = ("/mnm/fused", "/mnm/pseudo_ir")
 CLOCK_PERIOD_S = 0.01
 """/clock is published at least this often (s) while waiting for the next message."""
+SPINNER_JOIN_S = 5.0
+"""How long shutdown waits for the spinning thread to return."""
 
 
 def message_class(msgtype: str) -> type:
@@ -209,6 +211,7 @@ def play_bag(bag: str | Path, topics: Sequence[str] | None = None, rate: float =
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
     node = Node("mnm_bag_play", context=context)
+    spinner: threading.Thread | None = None
     try:
         with BagReader(bag) as reader:
             chosen = list(topics) if topics else sorted(reader.topics)
@@ -247,6 +250,8 @@ def play_bag(bag: str | Path, topics: Sequence[str] | None = None, rate: float =
                 _write_histogram(recorder, out / "latency.png")
     finally:
         executor.shutdown()
+        if spinner is not None:  # let spin() return before the node and context go: an unjoined spinner
+            spinner.join(SPINNER_JOIN_S)  # aborted the process at exit ("terminate called …")
         node.destroy_node()
         if context.ok():
             rclpy.shutdown(context=context)
