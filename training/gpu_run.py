@@ -41,7 +41,7 @@ GPU_CONFIG = REPO_ROOT / "training" / "configs" / "gpu.yaml"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", required=True, help="data pack written by training/pack.py")
-    parser.add_argument("--preset", default="small", help="model preset (small, paper, tiny)")
+    parser.add_argument("--preset", default="small", help="model preset (small, paper, fast, tiny)")
     parser.add_argument("--budget-s", type=float, required=True, help="wall-clock seconds for the whole training")
     parser.add_argument("--out", required=True, help="folder for the results (the device's $OUT)")
     parser.add_argument("--config", default=str(GPU_CONFIG), help="base training YAML (%(default)s)")
@@ -53,12 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def bench(out: Path, preset: str) -> None:
-    """Inference rows (`mnm bench`, torch on CUDA, fp32 and fp16) and training crops/s, into bench.md."""
+    """Inference rows (`mnm bench`, torch on CUDA, fp32, fp16 and bf16) and training crops/s, into bench.md."""
     commands = [
         [sys.executable, "-m", "mnm_core.cli", "bench", "--device", "cuda", "--backends", "torch",
-         "--precisions", "fp32", "fp16", "--presets", "small", "paper",
+         "--precisions", "fp32", "fp16", "bf16", "--presets", "fast", "small", "paper",
          "--sizes", "320x256", "640x512", "1280x1024"],
-        [sys.executable, str(REPO_ROOT / "training" / "bench_train.py"), "--presets", "small", "paper",
+        [sys.executable, str(REPO_ROOT / "training" / "bench_train.py"), "--presets", "fast", "small", "paper",
          "--crop", "128", "--batch", "32", "--steps", "10"],
     ]
     with (out / "bench.md").open("w") as report:
