@@ -88,7 +88,7 @@ def _export_int8(model, out: Path, sizes: list[tuple[int, int]] | None, preset: 
     frames = calibration_frames(folders, size=sizes[0] if sizes else CALIBRATION_SIZE)
     with tempfile.TemporaryDirectory(prefix="mnm-export-") as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", sizes=sizes, preset=preset)
-        return quantize_int8(fp32, out, frames)
+        return quantize_int8(fp32, out, frames, model.config.modulation_bound)
 
 
 __all__ = ["ExportResult", "export_fast_path"]

@@ -278,11 +278,14 @@ def default_cache_dir() -> Path:
 
 @functools.cache
 def graph_code_hash() -> str:
-    """SHA-256 of the source that decides the exported graph (the model, the dictionary math, this exporter):
-    the same weights exported by changed code give another graph, so the cache keys on both."""
+    """SHA-256 of the source that decides the exported graphs (the model, the dictionary math, this exporter,
+    and int8's quantiser and calibration frames): the same weights exported by changed code give another
+    graph, so the cache keys on both."""
     root = Path(__file__).parent
     digest = hashlib.sha256()
-    for path in sorted([*root.glob("model/*.py"), root / "dictionary.py", Path(__file__)]):
+    sources = [*root.glob("model/*.py"), root / "dictionary.py", Path(__file__), root / "quantize.py",
+               root / "calibration.py"]
+    for path in sorted(sources):
         digest.update(path.name.encode() + b"|" + path.read_bytes())
     return digest.hexdigest()
 

@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from mnm_core.config import ModelConfig
 from mnm_core.errors import BackendError, DataError, ExportError, MnmError
 from mnm_core.export import (
     OnnxMetadata,
@@ -104,10 +103,12 @@ def _thin_convs(graph) -> list[str]:
             and (node.input[1] not in shapes or min(shapes[node.input[1]][:2]) == 1)]
 
 
-def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[np.ndarray],
+                  modulation_bound: float) -> Path:
     """Quantise an fp32 mnm export to int8 at `out` (written atomically), calibrated on `calibration`.
 
     calibration: visible-Y frames, 1×1×H×W float32 in [0, 1] (`mnm_core.calibration.calibration_frames`).
+    modulation_bound: the exported model's `ModelConfig.modulation_bound` (the box γ and β stay in).
     DataError when there are none; ExportError when the source is not an fp32 export or quantisation fails.
     """
     import onnx
@@ -124,7 +125,7 @@ def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[
     first = next(frames, None)
     if first is None:
         raise DataError("int8 quantisation needs calibration frames and got none")
-    reader = _CalibrationReader(itertools.chain([first], frames), metadata, ModelConfig().modulation_bound)
+    reader = _CalibrationReader(itertools.chain([first], frames), metadata, modulation_bound)
     with tempfile.TemporaryDirectory(prefix="mnm-int8-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         try:
@@ -187,7 +188,8 @@ def int8_onnx(model: nn.Module, cache_dir: str | Path | None = None) -> Path:
                            "with `mnm export --int8 [--checkpoint CKPT] --calibration DIR --out F.onnx` (DIR: "
                            "camera frames, or vis/+ir/ pairs) and set onnx_path to F.onnx")
     LOGGER.info("calibrating an int8 export of these weights into the cache (once per checkpoint)")
-    return quantize_int8(cached_onnx(model, cache_dir, "fp32"), cached, calibration_frames(folders))
+    return quantize_int8(cached_onnx(model, cache_dir, "fp32"), cached, calibration_frames(folders),
+                         model.config.modulation_bound)
 
 
 __all__ = ["int8_onnx", "is_int8_of", "quantize_int8", "shipped_int8_path"]

@@ -43,7 +43,7 @@ def quantized(tmp_path_factory, frames):
     folder = tmp_path_factory.mktemp("int8")
     model = random_vgii("tiny")
     fp32 = export_onnx(model, folder / "fp32.onnx")
-    return model, fp32, quantize_int8(fp32, folder / "int8.onnx", frames)
+    return model, fp32, quantize_int8(fp32, folder / "int8.onnx", frames, model.config.modulation_bound)
 
 
 @pytest.fixture
