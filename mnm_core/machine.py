@@ -21,8 +21,12 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnm_core.config import PipelineConfig
+
+if TYPE_CHECKING:
+    from mnm_core.model import VgiiModel
 
 LOGGER = logging.getLogger(__name__)
 
@@ -77,17 +81,20 @@ def embedded_checkpoint(model: str, device: str) -> Path:
     return path
 
 
-def resolve_precision(pipeline: PipelineConfig, device: str, preset: str, checkpoint_hash: str) -> str:
+def resolve_precision(pipeline: PipelineConfig, device: str, model: VgiiModel) -> str:
     """The concrete precision: `pipeline.precision`, or for auto int8 (CPU, onnxruntime, a shipped int8
-    file of these weights), fp16 on CUDA, else fp32."""
+    file of `model`'s weights), fp16 on CUDA, else fp32. The weights are hashed only when a shipped int8
+    file is there to compare with."""
     if pipeline.precision != "auto":
         return pipeline.precision
     if device.startswith("cuda"):
         return "fp16"
     if pipeline.backend == "onnxruntime" and not pipeline.onnx_path:
+        from mnm_core.export import model_hash, preset_of
         from mnm_core.quantize import is_int8_of, shipped_int8_path
 
-        if is_int8_of(shipped_int8_path(preset), checkpoint_hash):
+        shipped = shipped_int8_path(preset_of(model.config))
+        if shipped.is_file() and is_int8_of(shipped, model_hash(model)):
             return "int8"
     return "fp32"
 

@@ -100,14 +100,13 @@ class Fuser:
         """
         from mnm_core.backends import create_backend
         from mnm_core.checkpoint import load_model
-        from mnm_core.export import model_hash
         from mnm_core.machine import embedded_checkpoint, resolve_device, resolve_precision, usable_cores
 
         pipeline = pipeline or PipelineConfig()
         device = resolve_device(pipeline)
         checkpoint = pipeline.checkpoint or str(embedded_checkpoint(pipeline.model, device))
         model, info = load_model(checkpoint)
-        precision = resolve_precision(pipeline, device, info.preset, model_hash(model))
+        precision = resolve_precision(pipeline, device, model)
         deployment = Deployment(checkpoint, info.preset, pipeline.backend, precision, device,
                                 pipeline.threads or usable_cores())
         text = text or text_config_for(info.text_encoder)

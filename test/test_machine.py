@@ -12,6 +12,7 @@ from mnm_core import checkpoint as checkpoint_module
 from mnm_core import quantize
 from mnm_core.checkpoint import CheckpointInfo, save_checkpoint
 from mnm_core.config import PipelineConfig, preset
+from mnm_core.export import model_hash
 from mnm_core.machine import embedded_checkpoint, resolve_device, resolve_precision, usable_cores
 from mnm_core.pipeline import Fuser
 from test.test_export import random_vgii
@@ -53,15 +54,18 @@ def test_auto_model_is_fast_on_a_cpu_and_small_on_cuda(weights):
 
 
 def test_auto_precision_is_int8_only_with_a_calibrated_file_of_these_weights(tmp_path, monkeypatch):
+    model, other = random_vgii("tiny"), random_vgii("tiny", seed=3)
     shipped = tmp_path / "mnm_tiny.int8.onnx"
     monkeypatch.setattr(quantize, "shipped_int8_path", lambda name: shipped)
-    monkeypatch.setattr(quantize, "is_int8_of", lambda path, digest: path == shipped and digest == "abc")
+    monkeypatch.setattr(quantize, "is_int8_of", lambda path, digest: path == shipped and digest == model_hash(model))
     auto = PipelineConfig()
-    assert resolve_precision(auto, "cpu", "tiny", "abc") == "int8"
-    assert resolve_precision(auto, "cpu", "tiny", "other weights") == "fp32"
-    assert resolve_precision(auto, "cuda", "tiny", "abc") == "fp16"
-    assert resolve_precision(PipelineConfig(backend="torch"), "cpu", "tiny", "abc") == "fp32"
-    assert resolve_precision(PipelineConfig(precision="fp32"), "cpu", "tiny", "abc") == "fp32"
+    assert resolve_precision(auto, "cpu", model) == "fp32"  # no file shipped
+    shipped.touch()
+    assert resolve_precision(auto, "cpu", model) == "int8"
+    assert resolve_precision(auto, "cpu", other) == "fp32"
+    assert resolve_precision(auto, "cuda", model) == "fp16"
+    assert resolve_precision(PipelineConfig(backend="torch"), "cpu", model) == "fp32"
+    assert resolve_precision(PipelineConfig(precision="fp32"), "cpu", model) == "fp32"
 
 
 def test_the_fuser_reports_its_choices(weights):
