@@ -82,8 +82,6 @@ def markdown(rows: list[dict[str, object]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     from mnm_core.checkpoint import load_model
     from training.train import load_config, load_data
 
@@ -98,14 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     _, images = load_data(data)
     model, _ = load_model(args.checkpoint or None)
     model = model.float().eval()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     outputs = {}
     for precision, name in PRECISIONS:
         options: dict[str, object] = {"onnx_path": args.int8} if precision == "int8" and args.int8 else {}
-        if name == "onnxruntime" and args.threads:
-            options["threads"] = args.threads
-        backend = create_backend(name, model, precision=precision, **options)
+        backend = create_backend(name, model, precision=precision, threads=args.threads, **options)
         print(f"{precision}: {backend.describe()}, {len(images)} images", flush=True)
         outputs[precision] = pseudo_irs(backend, images)
     print(markdown(compare(outputs, images)))
