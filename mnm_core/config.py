@@ -439,6 +439,15 @@ class TrainConfig:
     """Fusion stage: 1 − mean SSIM of the fused Y to both sources."""
     text_thumb_size: int = 64
     """Side of the thumbnails the stage-2 prompts are computed on (prompts need only coarse statistics)."""
+    text_refresh: bool = True
+    """Pseudo-IR stage: recompute the prompts and their features (and the feature standardisation) from the
+    model being trained at every validation, so the Φγ/Φβ heads learn from the prompts the trained model
+    will produce when deployed (a prompt describes the model's own I_pir⁰, which training changes). Only
+    where the stage runs a text encoder itself (not with a data pack's precomputed features)."""
+    text_dropout: float = 0.0
+    """Pseudo-IR stage: fraction of each batch trained with the identity modulation (γ = 1, β = 0) instead
+    of the text's, so the pseudo-IR is sound before the first text result arrives and the text refines
+    it rather than switching it."""
     budget_s: float = 0.0
     """Wall-clock budget of the whole run in seconds (0 = none: the step counts alone decide). With a
     budget each stage ends at its share of it (budget_split) or at its step count, whichever comes
@@ -453,6 +462,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.budget_s < 0 or any(share < 0 for share in self.budget_split) or sum(self.budget_split) <= 0:
             raise ConfigError("budget_s and the budget_split shares must be non-negative (and the shares not all 0)")
+        if not 0.0 <= self.text_dropout <= 1.0:
+            raise ConfigError(f"text_dropout must be in [0, 1], got {self.text_dropout}")
 
 
 __all__ = [

@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = REPO_ROOT / "training" / "train.py"
 
 
-def _config(tmp_path: Path, pair_root: Path, **train: object) -> Path:
+def _config(tmp_path: Path, pair_root: Path, encoder: str = "none", **train: object) -> Path:
     values = {"preset": "tiny", "out_dir": str(tmp_path / "run"), "batch_size": 2, "jsrl_steps": 4,
               "dict_batches": 2, "vgii_steps": 6, "fusion_steps": 3, "steps_per_epoch": 3, "log_every": 1,
               "checkpoint_every": 2,
@@ -36,7 +36,7 @@ def _config(tmp_path: Path, pair_root: Path, **train: object) -> Path:
     config = {"train": values,
               "data": {"root": str(pair_root), "train_sets": ["synth_a", "synth_b"], "val_set": "synth_val",
                        "crop_size": 16, "val_images": 2, "val_max_side": 32},
-              "text": {"encoder": "none"}}
+              "text": {"encoder": encoder}}
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -163,3 +163,21 @@ def test_fusion_stage_trains_only_the_gate(straight_run: Path) -> None:
         if not name.startswith("gate."):
             torch.testing.assert_close(final[name], best[name], rtol=0, atol=0, msg=name)
     assert any(not torch.equal(final[n], best[n]) for n in best if n.startswith("gate."))
+
+
+def test_text_features_follow_the_model_being_trained(tmp_path: Path, pair_root: Path) -> None:
+    """With train.text_refresh the pseudo-IR stage re-encodes its prompts from the current model at each
+    validation (kept in the resume state) and the model's feature standardisation follows them; with
+    train.text_dropout part of each batch trains with the identity modulation (the run just completes)."""
+    config = _config(tmp_path, pair_root, encoder="minilm", preset="fast", text_refresh=True,
+                     text_dropout=0.5, batch_size=2)
+    result = _train(config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_state(tmp_path / "run" / "vgii_state.pt")
+    train_features, val_features = state["extra"]["refreshed_text"]
+    assert train_features.shape == (7, 384) and val_features.shape == (2, 384)
+    torch.testing.assert_close(state["model"]["text_mean"], train_features.mean(dim=0))
+    best_info, best = read_checkpoint(tmp_path / "run" / "vgii_best.safetensors")
+    final_info, final = read_checkpoint(tmp_path / "run" / "model.safetensors")
+    assert final_info.text_encoder == best_info.text_encoder != "none"
+    torch.testing.assert_close(final["text_mean"], best["text_mean"])  # the fusion stage keeps them

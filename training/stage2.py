@@ -35,11 +35,17 @@ class VgiiStep(nn.Module):
         self.model = model
         self.fusion = fusion
 
-    def forward(self, y: torch.Tensor, text_feature: torch.Tensor | None) -> PseudoIrOutput | torch.Tensor:
-        if text_feature is None:
-            gamma, beta = self.model.identity_modulation(y.shape[0])
-        else:
-            gamma, beta = self.model.modulation(text_feature)
+    def forward(self, y: torch.Tensor, text_feature: torch.Tensor | None,
+                identity: torch.Tensor | None = None) -> PseudoIrOutput | torch.Tensor:
+        """`identity` (B booleans) marks samples that get γ = 1, β = 0 instead of their text's."""
+        gamma, beta = self.model.identity_modulation(y.shape[0])
+        if text_feature is not None:
+            text_gamma, text_beta = self.model.modulation(text_feature)
+            if identity is None:
+                gamma, beta = text_gamma, text_beta
+            else:
+                keep = identity.to(y.device)[:, None]
+                gamma, beta = torch.where(keep, gamma, text_gamma), torch.where(keep, beta, text_beta)
         if self.fusion:
             return self.model.fast_path(y, gamma, beta).fused_y.float()
         coeffs_vis, coeffs_pir, pseudo_ir = self.model.pseudo_ir_path(y, gamma, beta)
@@ -63,25 +69,51 @@ def _stage2_model(ctx: RunContext, source: Path | None) -> VgiiModel:
     return model.to(memory_format=torch.channels_last) if fast_math(ctx.train, ctx.device) else model
 
 
-def _text_features(ctx: RunContext, model: VgiiModel, extra: dict):
-    """(train, validation) text features, or (None, None) with the encoder off; sets the model's
-    feature standardisation the first time an encoder is used in this run. Precomputed features (from a
-    data pack) are used as they are, without a text model; a pack without features means no text."""
+def _stage_encoder(ctx: RunContext, model: VgiiModel):
+    """The text encoder this stage runs itself: None with a data pack (its features are precomputed, or
+    there is no text) or with the encoder off."""
+    if ctx.text_features is not None or ctx.data.pack:
+        return None
+    return create_text_encoder(ctx.text, model.config.text_dim)
+
+
+def _text_features(ctx: RunContext, model: VgiiModel, extra: dict, encoder):
+    """(train, validation) text features, or (None, None) without text; sets the model's feature
+    standardisation the first time an encoder is used in this run. Precomputed features (from a data
+    pack, or refreshed features in the resume state) are used as they are."""
     if ctx.text_features is not None:
         train_features, val_features, fingerprint = ctx.text_features
+    elif "refreshed_text" in extra:
+        return extra["refreshed_text"]
+    elif encoder is None:
+        return None, None
     else:
-        encoder = None if ctx.data.pack else create_text_encoder(ctx.text, model.config.text_dim)
-        if encoder is None:
-            return None, None
-        model.eval()
-        train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size)
-        val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
-        train_features, val_features, fingerprint = train_text.features, val_text.features, train_text.fingerprint
-        LOGGER.info("text encoder %s; first prompt: %s", fingerprint, train_text.prompts[0])
+        train_features, val_features = _encode_prompts(ctx, model, encoder)
+        fingerprint = encoder.fingerprint
     if extra["text_encoder"] != fingerprint:
         set_standardisation(model, train_features)
         extra["text_encoder"] = fingerprint
     return train_features, val_features
+
+
+def _encode_prompts(ctx: RunContext, model: VgiiModel, encoder) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of the prompts describing each training and validation image with the model as it is now."""
+    was_training = model.training
+    model.eval()
+    train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size)
+    val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
+    model.train(was_training)
+    LOGGER.info("text encoder %s; first prompt: %s", encoder.fingerprint, train_text.prompts[0])
+    return train_text.features, val_text.features
+
+
+def _refresh_text(ctx: RunContext, model: VgiiModel, encoder, extra: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """New features from the current model's prompts and their standardisation; kept in the resume state
+    so a resumed run continues with exactly these."""
+    features = _encode_prompts(ctx, model, encoder)
+    set_standardisation(model, features[0])
+    extra["refreshed_text"] = features
+    return features
 
 
 def _loss_weights(ctx: RunContext) -> dict[str, float]:
@@ -104,7 +136,9 @@ def run_vgii(ctx: RunContext) -> Path:
         teacher_net = teacher_net.to(ctx.device).requires_grad_(False)
     extra: dict = {"text_encoder": "none", "best_score": -1.0, "history": []}
     saved = resume_state(ctx, "vgii", model, extra)  # the text setup below needs the resumed weights
-    train_text, val_text = _text_features(ctx, model, extra)
+    encoder = _stage_encoder(ctx, model)
+    train_text, val_text = _text_features(ctx, model, extra, encoder)
+    refresh = encoder is not None and ctx.train.text_refresh
     model.train()
     model.gate.requires_grad_(False)
     for head in (model.gamma_head, model.beta_head):
@@ -115,15 +149,21 @@ def run_vgii(ctx: RunContext) -> Path:
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         vis, ir, idx = ctx.batch("vgii", step)
         feature = None if train_text is None else train_text[idx].to(ctx.device)
+        identity = ctx.identity_mask("vgii", step, ctx.train.text_dropout) if ctx.train.text_dropout > 0 else None
         with torch.no_grad():
             teacher = None if teacher_net is None else teacher_net.encode(ir, "ir", dictionary)
         with autocast(ctx):
-            out = wrapped(vis, feature)
+            out = wrapped(vis, feature, identity)
         return pseudo_ir_loss(out, vis, ir, teacher, weights)
 
     def on_epoch(step: int) -> None:
-        if ctx.rank != 0:
-            return
+        nonlocal train_text, val_text
+        if ctx.rank == 0:
+            _save_if_best(step)
+        if refresh and step < ctx.train.vgii_steps:  # every rank: the features follow the (shared) weights
+            train_text, val_text = _refresh_text(ctx, model, encoder, extra)
+
+    def _save_if_best(step: int) -> None:
         scores = _validate_and_log(ctx, model, val_text, step, with_fusion=False)
         extra["history"].append({"step": step, **scores})
         info = ctx.info("vgii", text_encoder=extra["text_encoder"], steps=step, val=scores)
@@ -152,7 +192,7 @@ def run_fusion(ctx: RunContext) -> Path:
     # fingerprint so _text_features does not recompute the mean/std from this model's prompts.
     extra: dict = {"text_encoder": read_checkpoint(best)[0].text_encoder, "history": []}
     saved = resume_state(ctx, "fusion", model, extra)
-    train_text, val_text = _text_features(ctx, model, extra)
+    train_text, val_text = _text_features(ctx, model, extra, _stage_encoder(ctx, model))
     model.train()
     model.requires_grad_(False)
     model.gate.requires_grad_(True)

@@ -75,6 +75,12 @@ class RunContext:
         vis, ir, idx = self.sampler.sample(self.train.batch_size, self.generator(stage, step))
         return vis.to(self.device), ir.to(self.device), idx
 
+    def identity_mask(self, stage: str, step: int, fraction: float) -> torch.Tensor:
+        """Which samples of the step's batch train with the identity modulation (B booleans, about
+        `fraction` of them); reproducible per step like the batch, from a stream of its own."""
+        generator = torch.Generator().manual_seed(self.generator(stage, step).initial_seed() ^ 0x5EED)
+        return torch.rand(self.train.batch_size, generator=generator) < fraction
+
     def info(self, kind: str, text_encoder: str = "none", **extra: object) -> CheckpointInfo:
         from mnm_core.config import preset
 
