@@ -27,9 +27,18 @@ EMPTY = "''"
 
 
 def start_node(namespace: str, parameters: Mapping[str, Any], env: Mapping[str, str] | None = None,
-               log_path: str | Path | None = None) -> subprocess.Popen:
-    """Start `fuse_node` in `namespace` with `-p name:=value` parameters; output goes to `log_path`."""
+               log_path: str | Path | None = None, params_file: str | Path | None = None,
+               remaps: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start `fuse_node` in `namespace` with `-p name:=value` parameters; output goes to `log_path`.
+
+    `params_file` is passed as `--params-file` before the `-p` values, which therefore override it;
+    `remaps` are `-r from:=to` name remappings (e.g. {"image": "/camera/image_raw"}).
+    """
     command = [sys.executable, "-m", "mnm_ros.fuse_node", "--ros-args", "-r", f"__ns:={namespace}"]
+    for source, target in (remaps or {}).items():
+        command += ["-r", f"{source}:={target}"]
+    if params_file is not None:
+        command += ["--params-file", str(params_file)]
     for name, value in parameters.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         command += ["-p", f"{name}:={text or EMPTY}"]

@@ -36,6 +36,12 @@ def make_qos(reliability: str = "best_effort", depth: int = 5):
 
 def large_data_profile() -> Path | None:
     """The shipped Fast DDS profile: installed share/mnm_ros/config, or config/ of a source checkout."""
+    return shipped_config(LARGE_DATA_PROFILE)
+
+
+def shipped_config(name: str) -> Path | None:
+    """The shipped file config/`name` (fuse.yaml, the Fast DDS profile): installed share/mnm_ros/config, or
+    config/ of a source checkout; None when neither has it."""
     candidates = []
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
@@ -48,8 +54,8 @@ def large_data_profile() -> Path | None:
         pass
     candidates += [Path(sys.prefix) / "share" / "mnm_ros" / "config", Path(__file__).resolve().parents[1] / "config"]
     for folder in candidates:
-        if (folder / LARGE_DATA_PROFILE).is_file():
-            return folder / LARGE_DATA_PROFILE
+        if (folder / name).is_file():
+            return folder / name
     return None
 
 
