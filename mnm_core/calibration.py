@@ -1,4 +1,5 @@
-"""Calibration frames for int8 quantisation: visible-Y crops read from folders of images.
+"""Calibration crops for int8 quantisation, read from folders of images (`mnm_core.quantize` runs each
+under the modulations the deployed pipeline would feed it).
 
 A folder is a set of aligned pairs (`DIR/vis/` + `DIR/ir/`, the layout of ../shared/data: only the
 visible images are read) or a plain folder of visible images (a camera's own frames). Files are
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mnm_core.colour import luminance
 from mnm_core.config import SIZE_MULTIPLE, DataConfig
 from mnm_core.errors import DataError
 from mnm_core.pairs import IMAGE_SUFFIXES, read_frame
@@ -57,9 +57,10 @@ def _crop(y: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.
     return y[top:top + height, left:left + width]
 
 
-def calibration_frames(folders: Sequence[str | Path], count: int = CALIBRATION_COUNT,
+def calibration_images(folders: Sequence[str | Path], count: int = CALIBRATION_COUNT,
                        size: tuple[int, int] = CALIBRATION_SIZE, seed: int = 0) -> list[np.ndarray]:
-    """`count` visible-Y crops (1×1×H×W float32 in [0, 1]), drawn evenly from `folders` with a fixed seed.
+    """`count` RGB crops (H×W×3 float32 in [0, 1]; gray images as three equal channels), drawn evenly
+    from `folders` with a fixed seed.
 
     Each folder gives its share of randomly chosen images (all of them when it has fewer), each a
     random `size` crop. DataError when `folders` is empty or holds no readable image.
@@ -70,20 +71,20 @@ def calibration_frames(folders: Sequence[str | Path], count: int = CALIBRATION_C
     if not folders:
         raise DataError("no calibration folders given; pass folders of visible images or of vis/+ir/ pairs")
     rng = np.random.default_rng(seed)
-    frames = []
+    images = []
     for index, folder in enumerate(folders):
         files = _image_files(Path(folder))
         share = count // len(folders) + (index < count % len(folders))
         for choice in rng.choice(len(files), size=min(share, len(files)), replace=False):
-            frame = read_frame(files[choice])
-            pixels = frame.rgb().astype(np.float32) / 255.0
-            y = pixels if pixels.ndim == 2 else luminance(pixels)
-            frames.append(np.ascontiguousarray(_crop(y, size, rng))[None, None])
-    if not frames:
+            pixels = read_frame(files[choice]).rgb().astype(np.float32) / 255.0
+            if pixels.ndim == 2:
+                pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+            images.append(np.ascontiguousarray(_crop(pixels, size, rng)))
+    if not images:
         raise DataError(f"no calibration images in {', '.join(str(f) for f in folders)}")
-    LOGGER.info("%d calibration frames of %d×%d from %s", len(frames), width, height,
+    LOGGER.info("%d calibration crops of %d×%d from %s", len(images), width, height,
                 ", ".join(Path(f).name for f in folders))
-    return frames
+    return images
 
 
-__all__ = ["CALIBRATION_COUNT", "CALIBRATION_SIZE", "calibration_frames", "default_calibration_folders"]
+__all__ = ["CALIBRATION_COUNT", "CALIBRATION_SIZE", "calibration_images", "default_calibration_folders"]

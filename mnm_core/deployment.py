@@ -77,18 +77,18 @@ def _export_int8(model, out: Path, sizes: list[tuple[int, int]] | None, preset: 
                  calibration: Sequence[str | Path]) -> Path:
     """The fp32 export, in a temporary file, quantised to `out`; calibration crops of the export's first
     fixed size (a static graph takes no other), else of the default calibration size."""
-    from mnm_core.calibration import CALIBRATION_SIZE, calibration_frames, default_calibration_folders
-    from mnm_core.quantize import quantize_int8
+    from mnm_core.calibration import CALIBRATION_SIZE, calibration_images, default_calibration_folders
+    from mnm_core.quantize import calibration_samples, quantize_int8
 
     check_writable(out)  # before the export and the calibration: a bad --out fails at once
     folders = list(calibration) or default_calibration_folders()
     if not folders:
         raise DataError("int8 needs calibration frames: pass --calibration DIR (camera frames, or a vis/+ir/ pair "
                         "folder); the default, the training sets under ../shared/data, is not on this machine")
-    frames = calibration_frames(folders, size=sizes[0] if sizes else CALIBRATION_SIZE)
+    samples = calibration_samples(model, calibration_images(folders, size=sizes[0] if sizes else CALIBRATION_SIZE))
     with tempfile.TemporaryDirectory(prefix="mnm-export-") as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", sizes=sizes, preset=preset)
-        return quantize_int8(fp32, out, frames, model.config.modulation_bound)
+        return quantize_int8(fp32, out, samples)
 
 
 __all__ = ["ExportResult", "export_fast_path"]

@@ -38,13 +38,15 @@ import itertools
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
-from mnm_core.errors import BackendError, DataError, ExportError, MnmError
+from mnm_core.colour import luminance
+from mnm_core.config import TextConfig
+from mnm_core.errors import BackendError, DataError, ExportError, MnmError, TextEncoderError
 from mnm_core.export import (
     OnnxMetadata,
     cache_file,
@@ -55,45 +57,107 @@ from mnm_core.export import (
     read_metadata,
     save_onnx,
 )
+from mnm_core.model import VgiiModel
+from mnm_core.modulation import Modulation
 
 LOGGER = logging.getLogger(__name__)
 
 
-MODULATIONS_PER_FRAME = 2
-"""Random bounded (γ, β) per calibration frame, besides the identity."""
+FALLBACK_RANDOM = 2
+"""Random bounded (γ, β) for a calibration frame the text path gives no modulation for."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationSample:
+    """One visible-Y frame (1×1×H×W float32 in [0, 1]) and the (γ, β) pairs (1×K float32 each) it is run
+    under: the activation ranges must cover every modulation the fast path will be fed."""
+
+    y: np.ndarray
+    modulations: tuple[tuple[np.ndarray, np.ndarray], ...]
 
 
 class _CalibrationReader:
-    """ONNX Runtime's CalibrationDataReader protocol (`get_next`) over visible-Y frames, each fed under the
-    identity modulation and under MODULATIONS_PER_FRAME random ones within the model's bound: the text path
-    moves γ and β anywhere in 1 ± b and ± b, and ranges calibrated at the identity alone clip there."""
+    """ONNX Runtime's CalibrationDataReader protocol (`get_next`): one input per (frame, modulation)."""
 
-    def __init__(self, frames: Iterator[np.ndarray], metadata: OnnxMetadata, bound: float) -> None:
-        self.frames = frames
+    def __init__(self, samples: Iterator[CalibrationSample], metadata: OnnxMetadata) -> None:
+        self.samples = samples
         self.metadata = metadata
-        self.bound = bound
         self.count = 0
         self.pending: list[dict[str, np.ndarray]] = []
-        self.rng = np.random.default_rng(0)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if not self.pending:
-            frame = next(self.frames, None)
-            if frame is None:
+            sample = next(self.samples, None)
+            if sample is None:
                 return None
-            frame = np.asarray(frame, dtype=np.float32)
+            frame = np.asarray(sample.y, dtype=np.float32)
             if frame.ndim != 4 or frame.shape[:2] != (1, 1):
                 raise DataError(f"calibration frames must be 1×1×H×W visible Y, got shape {frame.shape}")
             self.metadata.check_size(*frame.shape[-2:])
             self.count += 1
             shape = (1, self.metadata.n_atoms)
-            modulations = [(np.ones(shape, np.float32), np.zeros(shape, np.float32))]
-            modulations += [(1 + self.rng.uniform(-self.bound, self.bound, shape).astype(np.float32),
-                             self.rng.uniform(-self.bound, self.bound, shape).astype(np.float32))
-                            for _ in range(MODULATIONS_PER_FRAME)]
-            self.pending = [{"y": np.ascontiguousarray(frame), "gamma": gamma, "beta": beta}
-                            for gamma, beta in modulations]
+            for gamma, beta in sample.modulations:
+                if np.shape(gamma) != shape or np.shape(beta) != shape:
+                    raise DataError(f"calibration γ and β must be {shape}, got {np.shape(gamma)} and {np.shape(beta)}")
+            self.pending = [{"y": np.ascontiguousarray(frame), "gamma": np.asarray(gamma, np.float32),
+                             "beta": np.asarray(beta, np.float32)} for gamma, beta in sample.modulations]
         return self.pending.pop(0)
+
+
+def calibration_samples(model: VgiiModel, images: Sequence[np.ndarray], text: TextConfig | None = None,
+                        random_per_frame: int = 0, seed: int = 0) -> list[CalibrationSample]:
+    """Each RGB crop's visible Y under the modulations the deployed pipeline feeds the fast path: the
+    identity (before the first text result) and the one the slow path computes for that crop with the
+    `text` encoder (the node's own code: prompt from the crop and I_pir⁰, encoder, Φγ/Φβ), plus
+    `random_per_frame` random (γ, β) within the model's bound.
+
+    A frame without a text modulation (`text.encoder` none, an encoder that fails to load or to encode,
+    or one of another feature size than the model's) gets FALLBACK_RANDOM random bounded modulations
+    instead, so the int8 ranges still cover what a text might ask for.
+    """
+    refresher = _calibration_refresher(model, text or TextConfig())
+    bound = model.config.modulation_bound
+    shape = (1, model.config.n_atoms)
+    rng = np.random.default_rng(seed)
+    identity = Modulation.identity(model.config.n_atoms)
+    samples = []
+    for rgb in images:
+        y = luminance(rgb)
+        modulations = [(identity.gamma, identity.beta)]
+        randoms = random_per_frame
+        if refresher is not None and _refreshed(refresher, rgb, y):
+            current = refresher.current()
+            modulations.append((current.gamma, current.beta))
+        else:
+            randoms = max(randoms, FALLBACK_RANDOM)
+        modulations += [(1 + rng.uniform(-bound, bound, shape).astype(np.float32),
+                         rng.uniform(-bound, bound, shape).astype(np.float32)) for _ in range(randoms)]
+        samples.append(CalibrationSample(np.ascontiguousarray(y)[None, None], tuple(modulations)))
+    return samples
+
+
+def _calibration_refresher(model: VgiiModel, text: TextConfig):
+    """The node's slow path for `model` with `text`'s encoder, run synchronously; None without one."""
+    from mnm_core.text import create_encoder
+    from mnm_core.text.refresher import ModulationRefresher
+
+    if text.encoder == "none":
+        return None
+    try:
+        encoder = create_encoder(text)
+    except TextEncoderError as exc:
+        LOGGER.warning("int8 calibration without text modulations (random bounded ones instead): %s", exc)
+        return None
+    if encoder.dim != model.config.text_dim:
+        LOGGER.warning("int8 calibration without text modulations: the %s encoder gives %d-d features, the model "
+                       "takes %d-d (random bounded ones instead)", encoder.name, encoder.dim, model.config.text_dim)
+        return None
+    return ModulationRefresher(model, encoder, text)
+
+
+def _refreshed(refresher, rgb: np.ndarray, y: np.ndarray) -> bool:
+    refresher.observe(rgb, y)
+    return refresher.refresh()
 
 
 def _thin_convs(graph) -> list[str]:
@@ -103,13 +167,10 @@ def _thin_convs(graph) -> list[str]:
             and (node.input[1] not in shapes or min(shapes[node.input[1]][:2]) == 1)]
 
 
-def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[np.ndarray],
-                  modulation_bound: float) -> Path:
-    """Quantise an fp32 mnm export to int8 at `out` (written atomically), calibrated on `calibration`.
-
-    calibration: visible-Y frames, 1×1×H×W float32 in [0, 1] (`mnm_core.calibration.calibration_frames`).
-    modulation_bound: the exported model's `ModelConfig.modulation_bound` (the box γ and β stay in).
-    DataError when there are none; ExportError when the source is not an fp32 export or quantisation fails.
+def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[CalibrationSample]) -> Path:
+    """Quantise an fp32 mnm export to int8 at `out` (written atomically), calibrated on `calibration`
+    (`mnm_core.calibration.calibration_samples`). DataError when there is none; ExportError when the
+    source is not an fp32 export or quantisation fails.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -125,7 +186,7 @@ def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[
     first = next(frames, None)
     if first is None:
         raise DataError("int8 quantisation needs calibration frames and got none")
-    reader = _CalibrationReader(itertools.chain([first], frames), metadata, modulation_bound)
+    reader = _CalibrationReader(itertools.chain([first], frames), metadata)
     with tempfile.TemporaryDirectory(prefix="mnm-int8-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         try:
@@ -172,7 +233,7 @@ def is_int8_of(path: Path, checkpoint_hash: str) -> bool:
 def int8_onnx(model: nn.Module, cache_dir: str | Path | None = None) -> Path:
     """The int8 export of `model`: the shipped file if it is of these weights, else the cache's, else one
     calibrated now into the cache on the default calibration folders (the training sets), else BackendError."""
-    from mnm_core.calibration import calibration_frames, default_calibration_folders
+    from mnm_core.calibration import calibration_images, default_calibration_folders
 
     checkpoint_hash = model_hash(model)
     shipped = shipped_int8_path(preset_of(model.config))
@@ -188,8 +249,9 @@ def int8_onnx(model: nn.Module, cache_dir: str | Path | None = None) -> Path:
                            "with `mnm export --int8 [--checkpoint CKPT] --calibration DIR --out F.onnx` (DIR: "
                            "camera frames, or vis/+ir/ pairs) and set onnx_path to F.onnx")
     LOGGER.info("calibrating an int8 export of these weights into the cache (once per checkpoint)")
-    return quantize_int8(cached_onnx(model, cache_dir, "fp32"), cached, calibration_frames(folders),
-                         model.config.modulation_bound)
+    samples = calibration_samples(model, calibration_images(folders))
+    return quantize_int8(cached_onnx(model, cache_dir, "fp32"), cached, samples)
 
 
-__all__ = ["int8_onnx", "is_int8_of", "quantize_int8", "shipped_int8_path"]
+__all__ = ["FALLBACK_RANDOM", "CalibrationSample", "calibration_samples", "int8_onnx", "is_int8_of", "quantize_int8",
+           "shipped_int8_path"]

@@ -11,16 +11,19 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from mnm_core import calibration
 from mnm_core.backends import create_backend
 from mnm_core.backends.tensorrt_backend import TensorRtBackend
-from mnm_core.calibration import calibration_frames
+from mnm_core.calibration import calibration_images
 from mnm_core.cli import main
+from mnm_core.colour import luminance
+from mnm_core.config import TextConfig
 from mnm_core.errors import BackendError, DataError
 from mnm_core.export import INPUT_NAMES, OUTPUT_NAMES, export_onnx, read_metadata
-from mnm_core.quantize import quantize_int8
+from mnm_core.quantize import FALLBACK_RANDOM, calibration_samples, quantize_int8
 from test.test_export import random_vgii
 
 SIZE = (48, 64)
@@ -33,17 +36,24 @@ def folders(pair_root):
 
 
 @pytest.fixture(scope="module")
-def frames(folders):
-    return calibration_frames(folders, count=6, size=SIZE)
+def images(folders):
+    return calibration_images(folders, count=6, size=SIZE)
 
 
 @pytest.fixture(scope="module")
-def quantized(tmp_path_factory, frames):
+def frames(images):
+    """The calibration crops' visible Y, 1×1×H×W."""
+    return [luminance(image)[None, None] for image in images]
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, images):
     """(model, fp32 export, int8 file quantised from it)."""
     folder = tmp_path_factory.mktemp("int8")
     model = random_vgii("tiny")
     fp32 = export_onnx(model, folder / "fp32.onnx")
-    return model, fp32, quantize_int8(fp32, folder / "int8.onnx", frames, model.config.modulation_bound)
+    samples = calibration_samples(model, images, TextConfig(encoder="none"))
+    return model, fp32, quantize_int8(fp32, folder / "int8.onnx", samples)
 
 
 @pytest.fixture
@@ -52,17 +62,38 @@ def calibration_folders(monkeypatch, folders):
     monkeypatch.setattr(calibration, "default_calibration_folders", lambda: folders)
 
 
-def test_calibration_frames(folders, frames, tmp_path):
-    assert len(frames) == 6
-    assert all(f.shape == (1, 1, *SIZE) and f.dtype == np.float32 and 0 <= f.min() <= f.max() <= 1 for f in frames)
-    assert all(np.array_equal(a, b) for a, b in zip(frames, calibration_frames(folders, count=6, size=SIZE)))
-    plain = calibration_frames([folders[0] / "vis"], count=2, size=(32, 32))  # a folder of images, no pairs
-    assert len(plain) == 2 and plain[0].shape == (1, 1, 32, 32)
+def test_calibration_images(folders, images, tmp_path):
+    assert len(images) == 6
+    assert all(i.shape == (*SIZE, 3) and i.dtype == np.float32 and 0 <= i.min() <= i.max() <= 1 for i in images)
+    assert all(np.array_equal(a, b) for a, b in zip(images, calibration_images(folders, count=6, size=SIZE)))
+    plain = calibration_images([folders[0] / "vis"], count=2, size=(32, 32))  # a folder of images, no pairs
+    assert len(plain) == 2 and plain[0].shape == (32, 32, 3)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no calibration images"):
-        calibration_frames([tmp_path / "empty"])
+        calibration_images([tmp_path / "empty"])
     with pytest.raises(DataError, match="does not exist"):
-        calibration_frames([tmp_path / "missing"])
+        calibration_images([tmp_path / "missing"])
+
+
+def test_calibration_samples_carry_the_modulations_the_pipeline_feeds(images):
+    """Identity plus each crop's own text modulation (MiniLM, the node's slow path) for a model that
+    takes its features; random bounded ones instead where there is no usable text path."""
+    model = random_vgii("fast")  # 384-d text features: MiniLM's
+    with torch.no_grad():  # untrained heads give the identity for any text
+        for parameter in [*model.gamma_head.parameters(), *model.beta_head.parameters()]:
+            parameter.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(parameter.numel()))
+    samples = calibration_samples(model, images[:2], TextConfig(encoder="minilm"), random_per_frame=1)
+    bound = model.config.modulation_bound
+    for sample, image in zip(samples, images):
+        np.testing.assert_array_equal(sample.y[0, 0], luminance(image))
+        (gamma0, beta0), (gamma1, beta1), (gamma2, beta2) = sample.modulations
+        assert (gamma0 == 1).all() and (beta0 == 0).all()
+        assert not np.allclose(gamma1, 1) and np.abs(gamma1 - 1).max() <= bound and np.abs(beta1).max() <= bound
+        assert np.abs(gamma2 - 1).max() <= bound and np.abs(beta2).max() <= bound
+    tiny = random_vgii("tiny")  # 16-d text features: MiniLM does not fit, so random ones stand in
+    for text in (TextConfig(encoder="minilm"), TextConfig(encoder="none")):
+        sample = calibration_samples(tiny, images[:1], text)[0]
+        assert len(sample.modulations) == 1 + FALLBACK_RANDOM
 
 
 def test_int8_file_metadata_ops_and_io(quantized):
