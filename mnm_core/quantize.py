@@ -112,56 +112,41 @@ def calibration_samples(model: VgiiModel, images: Sequence[np.ndarray], text: Te
                         random_per_frame: int = 0, seed: int = 0) -> list[CalibrationSample]:
     """Each RGB crop's visible Y under the modulations the deployed pipeline feeds the fast path: the
     identity (before the first text result) and the one the slow path computes for that crop with the
-    `text` encoder (the node's own code: prompt from the crop and I_pir⁰, encoder, Φγ/Φβ), plus
-    `random_per_frame` random (γ, β) within the model's bound.
+    `text` encoder (`mnm_core.text.frame_modulations`: prompt from the crop and I_pir⁰, encoder, Φγ/Φβ),
+    plus `random_per_frame` random (γ, β) within the model's bound.
 
     A frame without a text modulation (`text.encoder` none, an encoder that fails to load or to encode,
     or one of another feature size than the model's) gets FALLBACK_RANDOM random bounded modulations
     instead, so the int8 ranges still cover what a text might ask for.
     """
-    refresher = _calibration_refresher(model, text or TextConfig())
+    texts = _text_modulations(model, images, text or TextConfig())
     bound = model.config.modulation_bound
     shape = (1, model.config.n_atoms)
     rng = np.random.default_rng(seed)
     identity = Modulation.identity(model.config.n_atoms)
     samples = []
-    for rgb in images:
-        y = luminance(rgb)
+    for rgb, text_modulation in zip(images, texts):
         modulations = [(identity.gamma, identity.beta)]
-        randoms = random_per_frame
-        if refresher is not None and _refreshed(refresher, rgb, y):
-            current = refresher.current()
-            modulations.append((current.gamma, current.beta))
-        else:
-            randoms = max(randoms, FALLBACK_RANDOM)
+        if text_modulation is not None:
+            modulations.append((text_modulation.gamma, text_modulation.beta))
+        randoms = random_per_frame if text_modulation is not None else max(random_per_frame, FALLBACK_RANDOM)
         modulations += [(1 + rng.uniform(-bound, bound, shape).astype(np.float32),
                          rng.uniform(-bound, bound, shape).astype(np.float32)) for _ in range(randoms)]
-        samples.append(CalibrationSample(np.ascontiguousarray(y)[None, None], tuple(modulations)))
+        samples.append(CalibrationSample(np.ascontiguousarray(luminance(rgb))[None, None], tuple(modulations)))
     return samples
 
 
-def _calibration_refresher(model: VgiiModel, text: TextConfig):
-    """The node's slow path for `model` with `text`'s encoder, run synchronously; None without one."""
-    from mnm_core.text import create_encoder
-    from mnm_core.text.refresher import ModulationRefresher
+def _text_modulations(model: VgiiModel, images: Sequence[np.ndarray], text: TextConfig) -> list[Modulation | None]:
+    """Each image's text modulation, or None for all of them without a usable text path (logged)."""
+    from mnm_core.text import frame_modulations
 
     if text.encoder == "none":
-        return None
+        return [None] * len(images)
     try:
-        encoder = create_encoder(text)
+        return frame_modulations(model, images, text)
     except TextEncoderError as exc:
         LOGGER.warning("int8 calibration without text modulations (random bounded ones instead): %s", exc)
-        return None
-    if encoder.dim != model.config.text_dim:
-        LOGGER.warning("int8 calibration without text modulations: the %s encoder gives %d-d features, the model "
-                       "takes %d-d (random bounded ones instead)", encoder.name, encoder.dim, model.config.text_dim)
-        return None
-    return ModulationRefresher(model, encoder, text)
-
-
-def _refreshed(refresher, rgb: np.ndarray, y: np.ndarray) -> bool:
-    refresher.observe(rgb, y)
-    return refresher.refresh()
+        return [None] * len(images)
 
 
 def _thin_convs(graph) -> list[str]:

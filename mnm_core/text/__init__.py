@@ -7,11 +7,14 @@ or a refresher is created.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from mnm_core.config import TextConfig
 from mnm_core.errors import TextEncoderError
-from mnm_core.modulation import ModulationSource
+from mnm_core.modulation import Modulation, ModulationSource
 from mnm_core.text.base import TextEncoder
 from mnm_core.text.prompts import describe_scene
 
@@ -90,6 +93,29 @@ def create_modulation_source(model: VgiiModel, info: CheckpointInfo, config: Tex
     return ModulationRefresher(model, encoder, config)
 
 
+def frame_modulations(model: VgiiModel, frames: Iterable[np.ndarray], config: TextConfig) -> list[Modulation | None]:
+    """The modulation the node's slow path computes for each RGB frame (H×W×3 float32 in [0, 1]) with
+    `config`'s encoder, frame after frame as a running refresher would (synchronously; a prompt compares
+    each frame's brightness with the previous one's); None for a frame whose refresh failed.
+
+    For tools that need the deployed modulations offline (int8 calibration, precision comparisons).
+    TextEncoderError when the encoder cannot be loaded or its features do not fit the model.
+    """
+    from mnm_core.colour import luminance
+    from mnm_core.text.refresher import ModulationRefresher
+
+    encoder = create_encoder(config)
+    if encoder.dim != model.config.text_dim:
+        raise TextEncoderError(f"text encoder {encoder.name!r} gives {encoder.dim}-d features, but the model's "
+                               f"modulation heads take text_dim={model.config.text_dim}")
+    refresher = ModulationRefresher(model, encoder, config)
+    modulations: list[Modulation | None] = []
+    for rgb in frames:
+        refresher.observe(rgb, luminance(rgb))
+        modulations.append(refresher.current() if refresher.refresh() else None)
+    return modulations
+
+
 def _unknown(name: str) -> TextEncoderError:
     return TextEncoderError(f"unknown text encoder {name!r}; choose one of {list(ENCODERS)}")
 
@@ -102,4 +128,5 @@ __all__ = [
     "create_modulation_source",
     "describe_scene",
     "encoder_fingerprint",
+    "frame_modulations",
 ]
