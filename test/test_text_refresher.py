@@ -43,10 +43,13 @@ class ScriptedEncoder(TextEncoder):
         self.calls = 0
         self.started = threading.Event()
         self.release = threading.Event()
+        self.torch_threads = 0
+        """torch's thread count in the thread of the last call."""
 
     def encode(self, texts: list[str]) -> np.ndarray:
         step = self.script[min(self.calls, len(self.script) - 1)]
         self.calls += 1
+        self.torch_threads = torch.get_num_threads()
         self.started.set()
         if isinstance(step, float):
             time.sleep(step)
@@ -126,9 +129,11 @@ def test_fast_path_never_waits_for_a_slow_encoder() -> None:
 
 
 def test_the_slow_path_runs_at_a_lower_priority() -> None:
-    """The refresh and encoder threads yield the CPU to the fast path (nice BACKGROUND_NICENESS)."""
+    """The refresh and encoder threads yield the CPU to the fast path (nice BACKGROUND_NICENESS) and keep
+    their torch ops to themselves (one thread each), while the caller's torch thread count is unchanged."""
     encoder = ScriptedEncoder(["hang"])
     source = ModulationRefresher(tiny_model(), encoder, TextConfig(refresh_period_s=0.02, timeout_s=60.0))
+    torch.set_num_threads(2)  # this module runs on one (one_torch_thread); a node's main thread has several
     source.observe(rgb_float(0), None)
     source.start()
     try:
@@ -137,9 +142,11 @@ def test_the_slow_path_runs_at_a_lower_priority() -> None:
         for name in ("mnm-text-refresh", "mnm-text-encode"):
             assert os.getpriority(os.PRIO_PROCESS, threads[name]) >= BACKGROUND_NICENESS
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < BACKGROUND_NICENESS
+        assert encoder.torch_threads == 1 and torch.get_num_threads() == 2
     finally:
         encoder.release.set()
         source.stop()
+        torch.set_num_threads(1)
 
 
 def test_failures_keep_the_last_good_modulation() -> None:
