@@ -438,7 +438,8 @@ class TrainConfig:
     w_fusion_ssim: float = 0.5
     """Fusion stage: 1 − mean SSIM of the fused Y to both sources."""
     text_thumb_size: int = 64
-    """Side of the thumbnails the stage-2 prompts are computed on (prompts need only coarse statistics)."""
+    """Side of the thumbnails the stage-2 prompts are computed on (prompts need only coarse statistics);
+    the node describes frames on thumbnails of `mnm_core.text.refresher.PROMPT_SIDE`, which must match."""
     text_refresh: bool = True
     """Pseudo-IR stage: recompute the prompts and their features (and the feature standardisation) from the
     model being trained at every validation, so the Φγ/Φβ heads learn from the prompts the trained model

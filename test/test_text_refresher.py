@@ -18,14 +18,14 @@ import torch
 
 from mnm_core.backends.torch_backend import TorchBackend
 from mnm_core.checkpoint import CheckpointInfo, save_checkpoint
-from mnm_core.config import PipelineConfig, TextConfig, preset
+from mnm_core.config import PipelineConfig, TextConfig, TrainConfig, preset
 from mnm_core.errors import TextEncoderError
 from mnm_core.model import VgiiModel
 from mnm_core.modulation import ModulationSource
 from mnm_core.pipeline import Fuser
 from mnm_core.text import check_encoder, create_modulation_source
 from mnm_core.text.base import TextEncoder
-from mnm_core.text.refresher import BACKGROUND_NICENESS, ModulationRefresher, downscale
+from mnm_core.text.refresher import BACKGROUND_NICENESS, PROMPT_SIDE, ModulationRefresher, thumbnail
 from test.conftest import random_dictionary
 
 FINGERPRINT = "scripted:test:mean"
@@ -210,10 +210,14 @@ def test_refuses_other_encoder_or_dimension() -> None:
     assert type(source) is ModulationSource
 
 
-def test_downscale_keeps_aspect() -> None:
-    rgb = np.zeros((480, 640, 3), np.float32)
-    assert downscale(rgb, 256).shape == (192, 256, 3)
-    assert downscale(rgb[:100, :120], 256).shape == (100, 120, 3)
+def test_prompts_are_described_on_training_thumbnails() -> None:
+    """The node describes the square thumbnail training computed its prompts on, whatever the frame."""
+    assert TrainConfig().text_thumb_size == PROMPT_SIDE
+    rgb = np.random.default_rng(0).random((192, 256, 3), dtype=np.float32)
+    for frame in (rgb, rgb[:40, :50]):
+        small = thumbnail(frame)
+        assert small.shape == (PROMPT_SIDE, PROMPT_SIDE, 3) and small.dtype == np.float32
+        assert abs(float(small.mean()) - float(frame.mean())) < 0.02
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 `ModulationRefresher` is the ModulationSource the Fuser reads. `observe` only stores a reference to the
 newest frame; a daemon thread wakes every `refresh_period_s`, and when a new frame has arrived it
-downscales it, computes I_pir⁰ with its own copy of the model, describes the scene, encodes the prompt
+takes a thumbnail of it, computes I_pir⁰ with its own copy of the model, describes the scene, encodes the prompt
 in a worker thread (abandoned after `timeout_s`), applies Φγ/Φβ and publishes a new Modulation by
 replacing one reference. The fast path never waits: `current()` is a plain attribute read.
 
@@ -37,9 +37,14 @@ from mnm_core.text.prompts import describe_scene
 
 LOGGER = logging.getLogger(__name__)
 
-MAX_SIDE = 256
-"""The slow path works on the frame downscaled to at most this many pixels on its long side."""
+PROMPT_SIDE = 64
+"""The slow path describes a PROMPT_SIDE×PROMPT_SIDE thumbnail of the frame, as training computes its
+prompts (`TrainConfig.text_thumb_size`): the statistics the Φγ/Φβ heads learned from. Until 2026-11-30 it
+used the frame downscaled to 256 pixels on its long side: other statistics than training's, and 16× the
+I_pir⁰ work (110 ms of one core per refresh on the 2-core machine)."""
 MAX_BACKOFF_FACTOR = 32
+WARM_UP_TIMEOUT_S = 10.0
+"""`start` waits at most this long for the refresh thread's warm-up."""
 STOP_JOIN_S = 2.0
 BACKGROUND_NICENESS = 10
 """Nice value of the slow-path threads (and the torch worker threads they start): on a small CPU the
@@ -83,6 +88,7 @@ class ModulationRefresher(ModulationSource):
         self._previous_brightness: float | None = None
         self._encoding: threading.Thread | None = None
         self._stop = threading.Event()
+        self._warmed = threading.Event()
         self._thread: threading.Thread | None = None
         self._refreshes = 0
         self._failures = 0
@@ -96,11 +102,16 @@ class ModulationRefresher(ModulationSource):
         self._latest = rgb
 
     def start(self) -> None:
+        """Start the refresh thread and return once it has warmed up (at most WARM_UP_TIMEOUT_S)."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._warmed.clear()
         self._thread = threading.Thread(target=self._run, name="mnm-text-refresh", daemon=True)
         self._thread.start()
+        if not self._warmed.wait(WARM_UP_TIMEOUT_S):
+            LOGGER.warning("the text refresh did not warm up within %.0f s; frames may meet its first-call costs",
+                           WARM_UP_TIMEOUT_S)
 
     def stop(self) -> None:
         """Stop the refresh thread; an encoder call still running is abandoned (its thread is a daemon)."""
@@ -154,6 +165,8 @@ class ModulationRefresher(ModulationSource):
 
     def _run(self) -> None:
         run_in_background()
+        self._warm_up()
+        self._warmed.set()
         period = self._config.refresh_period_s
         delay = 0.0
         while not self._stop.wait(delay):
@@ -169,10 +182,18 @@ class ModulationRefresher(ModulationSource):
             backoff = min(2.0 ** self._consecutive_failures, MAX_BACKOFF_FACTOR)
             delay = period if ok else period * backoff
 
+    def _warm_up(self) -> None:
+        """Describe a gray frame once, in the refresh thread, before any frame arrives: the first I_pir⁰'s
+        one-time costs (torch's kernel set-up: 315 ms against 110 later, measured at 256 pixels) would
+        otherwise fall on the first frames the fast path runs (the first frame of a live replay took
+        400 ms instead of 60, and the next two were dropped). The encoder is not called: its first call
+        costs little more than the others (41 vs 25 ms), and a hung encoder must not hold up the start."""
+        self._describe(np.full((PROMPT_SIDE, PROMPT_SIDE, 3), 0.5, np.float32))
+
     @torch.no_grad()
     def _describe(self, rgb: np.ndarray) -> tuple[str, float]:
-        """Downscale, run I_pir⁰, describe; returns the prompt and the frame's mean brightness."""
-        small = downscale(rgb, MAX_SIDE)
+        """Thumbnail, run I_pir⁰, describe; returns the prompt and the frame's mean brightness."""
+        small = thumbnail(rgb)
         y = luminance(small)
         height, width = y.shape
         pseudo_ir = self._model.initial_pseudo_ir(torch.from_numpy(pad_to_multiple(y)[None, None].copy()))
@@ -235,16 +256,13 @@ class ModulationRefresher(ModulationSource):
                        self._consecutive_failures, self.current().age_s(), exc)
 
 
-def downscale(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """H×W×3 float32 → at most `max_side` pixels on the long side (area interpolation), float32."""
+def thumbnail(rgb: np.ndarray, side: int = PROMPT_SIDE) -> np.ndarray:
+    """H×W×3 float32 → side×side float32 (area interpolation down, bilinear up), as training's prompts."""
     import cv2
 
-    height, width = rgb.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1.0:
-        return np.ascontiguousarray(rgb, dtype=np.float32)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
+    shrink = rgb.shape[0] >= side and rgb.shape[1] >= side
+    return cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), (side, side),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-__all__ = ["MAX_SIDE", "ModulationRefresher", "downscale"]
+__all__ = ["PROMPT_SIDE", "ModulationRefresher", "thumbnail"]
