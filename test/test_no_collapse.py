@@ -59,10 +59,13 @@ def test_text_moves_the_pseudo_ir_by_a_bounded_amount(outputs: dict, name: str, 
     """The pseudo-IR with the text modulation stays within MAX_MODULATION_SHIFT of the identity's.
 
     Known failure, kept visible (strict): the `fast` model leans on its text conditioning far more than
-    `small` (measured 2026-11-30: 14–117/255 against small's 14–31), although γ and β stay within the
-    bound (next test); on a frame before the first text result the node shows the identity's pseudo-IR.
+    `small` (measured 2026-11-30 with the prompts on training's 64×64 thumbnails: portrait 65, indoor 37,
+    logo 117, synthetic 41 /255, against small's 14–31), although γ and β stay within the bound (next
+    test); on a frame before the first text result the node shows the identity's pseudo-IR. Training with
+    identity batches (train.text_dropout) brought a continued model to 2–17 on the first three
+    (docs/training.md), not shipped yet.
     """
-    if request.node.callspec.params["outputs"] == "fast" and name != "portrait":
+    if request.node.callspec.params["outputs"] == "fast" and name != "indoor":
         request.applymarker(pytest.mark.xfail(strict=True, reason="fast: text moves the pseudo-IR by 41–117/255"))
     modulated, identity = outputs[name]
     shift = np.abs(modulated - identity).mean()
