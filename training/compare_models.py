@@ -20,7 +20,7 @@ OUT/SET/baselines/. Then it prints three Markdown tables:
    baseline (the issue's target: each ≥ +10 %) and whether Qcb ≥ the real-IR fusion's.
 
 All numbers (and the derived ones) go to OUT/compare.json. `--limit N` evaluates only the first N pairs
-of each set, in the evaluator's order, through OUT/SET/first_N/ (links to those pairs). A missing set
+of each set, in the evaluator's order. A missing set
 folder or checkpoint stops everything before any evaluation, exit code 2; a set with no readable pair
 is skipped with the reason (below the tables and in the JSON).
 """
@@ -31,7 +31,6 @@ import argparse
 import json
 import logging
 import math
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,6 @@ from mnm_core.errors import DataError, MnmError
 from mnm_core.evaluation import EvalResult, evaluate
 from mnm_core.guesses import GUESSES, PSEUDO_IR_SCORES, guess_means
 from mnm_core.metrics import METRIC_KEYS
-from mnm_core.pairs import find_pairs
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -115,28 +113,11 @@ def check_inputs(checkpoints: dict[str, Path], data_root: Path, sets: list[str])
                                 f"vis/ and ir/; --data-root is {data_root})")
 
 
-def first_pairs(data: Path, folder: Path, limit: int) -> Path:
-    """`folder`, made anew as a set of links to the first `limit` pairs of `data` (the evaluator's order)."""
-    pairs, _ = find_pairs(data)
-    if folder.exists():
-        shutil.rmtree(folder)
-    for pair in pairs[:limit]:
-        for sub, source in (("vis", pair.vis_path), ("ir", pair.ir_path)):
-            target = folder / sub / source.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(source.resolve())
-    for sub in ("vis", "ir"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def run_set(name: str, data_root: Path, checkpoints: dict[str, Path], options: Options,
             progress: tqdm) -> SetRuns:
     """The baselines' evaluation of one set, then each checkpoint's; a set whose baselines find no
     readable pair is not evaluated further. `progress`: a tqdm bar over all runs."""
     runs = SetRuns(name, data_root / name)
-    if options.limit is not None:
-        runs.data = first_pairs(runs.data, options.out / name / f"first_{options.limit}", options.limit)
     jobs: list[tuple[str, str, Path | None]] = [(BASELINE_RUN, "visible", None)]
     jobs += [(model, "model", path) for model, path in checkpoints.items()]
     for run, method, checkpoint in jobs:
@@ -147,7 +128,7 @@ def run_set(name: str, data_root: Path, checkpoints: dict[str, Path], options: O
         try:
             result = evaluate(runs.data, method, options.out / name / run, checkpoint=checkpoint,
                               baselines=method == "visible", report=options.report, text_encoder=options.text_encoder,
-                              backend=options.backend, precision=options.precision)
+                              backend=options.backend, precision=options.precision, limit=options.limit)
         except DataError as exc:
             runs.failed[run] = str(exc)
         else:

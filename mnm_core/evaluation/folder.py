@@ -101,12 +101,13 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str = "vifb",
              checkpoint: str | Path | None = None, baselines: bool = True, progress: bool = True,
              report: bool = True, text_encoder: str = "auto", backend: str = EVAL_BACKEND,
-             precision: str = "auto") -> EvalResult:
+             precision: str = "auto", limit: int | None = None) -> EvalResult:
     """Run `method` over the pairs of `data_dir`, score it, and write the outputs under `out_dir`.
 
     backend, precision: of the model's fast path (the torch backend by default: exact at any size;
     onnxruntime with int8 scores the quantised file).
     baselines: also score `visible` and `real-ir` (metrics only) for the comparison table and chart.
+    limit: score only the first `limit` pairs (in name order), for quick checks.
     Pairs that cannot be loaded or processed are skipped with a reason (logged and in summary.json);
     DataError when no pair at all could be scored.
     """
@@ -116,6 +117,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     pairs, skipped = find_pairs(data_dir)
+    pairs = pairs[:limit]
     for item in skipped:
         LOGGER.warning("skipped %s: %s", item.name, item.reason)
     available: dict[str, Method] = {"visible": fuse_visible, "real-ir": fuse_real_ir}
