@@ -73,7 +73,13 @@ def check_encoder(encoder_id: str, feature_dim: int | None, model: VgiiModel, in
                   else "configure that encoder, or use a checkpoint trained with yours")
         raise TextEncoderError(f"text encoder {encoder_id!r} does not match the checkpoint, whose modulation "
                                f"heads were trained with {trained!r}; {advice}")
-    if feature_dim is not None and feature_dim != model.config.text_dim:
+    if feature_dim is not None:
+        check_dimension(encoder_id, feature_dim, model)
+
+
+def check_dimension(encoder_id: str, feature_dim: int, model: VgiiModel) -> None:
+    """Refuse an encoder whose features do not fit the model's Φγ/Φβ heads."""
+    if feature_dim != model.config.text_dim:
         raise TextEncoderError(f"text encoder {encoder_id!r} gives {feature_dim}-d features, but the model's "
                                f"modulation heads take text_dim={model.config.text_dim}")
 
@@ -105,9 +111,7 @@ def frame_modulations(model: VgiiModel, frames: Iterable[np.ndarray], config: Te
     from mnm_core.text.refresher import ModulationRefresher
 
     encoder = create_encoder(config)
-    if encoder.dim != model.config.text_dim:
-        raise TextEncoderError(f"text encoder {encoder.name!r} gives {encoder.dim}-d features, but the model's "
-                               f"modulation heads take text_dim={model.config.text_dim}")
+    check_dimension(encoder.fingerprint, encoder.dim, model)
     refresher = ModulationRefresher(model, encoder, config)
     modulations: list[Modulation | None] = []
     for rgb in frames:
@@ -123,6 +127,7 @@ def _unknown(name: str) -> TextEncoderError:
 __all__ = [
     "ENCODERS",
     "TextEncoder",
+    "check_dimension",
     "check_encoder",
     "create_encoder",
     "create_modulation_source",
