@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -160,7 +161,10 @@ def run_vgii(ctx: RunContext) -> Path:
         nonlocal train_text, val_text
         if ctx.rank == 0:
             _save_if_best(step)
-        if refresh and step < ctx.train.vgii_steps:  # every rank: the features follow the (shared) weights
+        # Every rank (the features follow the shared weights), and only while the stage goes on: the last
+        # validation of a stage ended by its step count or its time budget needs no new features.
+        goes_on = step < ctx.train.vgii_steps and time.monotonic() < ctx.stage_deadline("vgii")
+        if refresh and goes_on:
             train_text, val_text = _refresh_text(ctx, model, encoder, extra)
 
     def _save_if_best(step: int) -> None:
