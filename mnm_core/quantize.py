@@ -7,11 +7,10 @@ identity (γ = 1, β = 0) and the frame's own text modulation from the node's sl
 `fast` model against fp32 (pseudo-IR SSIM): calibrated at the identity alone it lost 0.26 on
 msrs_test_128 once the text moved γ and β (ranges clipped); with two random modulations within the
 bound per frame 0.007–0.011 (the box is wider than what the text asks for, so ranges were coarse); with
-the frames' own text modulations 0.005–0.006 on every test set and the validation split, under the text
-and under the identity. Inputs, outputs and
-their float32 types stay those of every other export, and so does the mnm metadata (`mnm_precision` =
-int8, same `mnm_checkpoint_hash`): every backend calls it the same way. TensorRT does not take these
-files (tensorrt_backend refuses them).
+the frames' own text modulations 0.004–0.007 on every test set and the validation split, under the text
+and under the identity (docs/benchmarks.md). Inputs, outputs and their float32 types stay those of every
+other export, and so does the mnm metadata (`mnm_precision` = int8, same `mnm_checkpoint_hash`): every
+backend calls it the same way. TensorRT does not take these files (tensorrt_backend refuses them).
 
 Choices measured on the project's AMD EPYC (AVX2, no VNNI), small preset, 320×256, one thread:
 - `reduce_range` (7-bit weights): without VNNI, u8×s8 products are summed in pairs into saturating
@@ -158,7 +157,7 @@ def _thin_convs(graph) -> list[str]:
 
 def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[CalibrationSample]) -> Path:
     """Quantise an fp32 mnm export to int8 at `out` (written atomically), calibrated on `calibration`
-    (`mnm_core.calibration.calibration_samples`). DataError when there is none; ExportError when the
+    (`calibration_samples`). DataError when there is none; ExportError when the
     source is not an fp32 export or quantisation fails.
     """
     import onnx

@@ -2,8 +2,8 @@
 
 `ModulationRefresher` is the ModulationSource the Fuser reads. `observe` only stores a reference to the
 newest frame; a daemon thread wakes every `refresh_period_s`, and when a new frame has arrived it
-takes a thumbnail of it, computes I_pir⁰ with its own copy of the model, describes the scene, encodes the prompt
-in a worker thread (abandoned after `timeout_s`), applies Φγ/Φβ and publishes a new Modulation by
+takes a thumbnail of it, computes I_pir⁰ with its own copy of the model, describes the scene, encodes the
+prompt in a worker thread (abandoned after `timeout_s`), applies Φγ/Φβ and publishes a new Modulation by
 replacing one reference. The fast path never waits: `current()` is a plain attribute read.
 
 Both threads run at a lower OS priority (`BACKGROUND_NICENESS`) and compute their torch ops in
@@ -47,9 +47,9 @@ WARM_UP_TIMEOUT_S = 10.0
 """`start` waits at most this long for the refresh thread's warm-up."""
 STOP_JOIN_S = 2.0
 BACKGROUND_NICENESS = 10
-"""Nice value of the slow-path threads (and the torch worker threads they start): on a small CPU the
-refresh (I_pir⁰ + text encoder) would otherwise take cores from the fast path at every period; at nice 10
-the scheduler gives a busy fast-path thread about nine times its share."""
+"""Nice value of the slow-path threads (which run their torch ops themselves: `run_in_background`): on a
+small CPU the refresh (I_pir⁰ + text encoder) would otherwise take cores from the fast path at every
+period; at nice 10 the scheduler gives a busy fast-path thread about nine times its share."""
 
 
 def run_in_background(niceness: int = BACKGROUND_NICENESS) -> None:
