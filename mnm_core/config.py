@@ -30,6 +30,7 @@ PipelinePrecision = Literal["auto", "fp32", "fp16", "int8", "bf16"]
 EmbeddedModel = Literal["auto", "fast", "small"]
 EncoderName = Literal["minilm", "hf-causal-lm", "openai", "none"]
 PromptStyle = Literal["full", "simple"]
+FusionRule = Literal["convex", "residual"]
 
 SIZE_MULTIPLE = 8
 """Network inputs are padded to a multiple of this (the U-Nets downsample three times)."""
@@ -112,6 +113,11 @@ class ModelConfig:
     """Width of REN's residual CNN step."""
     gate_width: int = 32
     """Width of the fusion gate Ψ."""
+    fusion_rule: FusionRule = "convex"
+    """How the fused Y is made (mnm_core/model/vgii.py): 'residual' (what the presets train) the visible
+    image plus a change of its code, I_f = y + D ⋆ ((W_vis − 1) ⊙ S̃_vis + W_pir ⊙ S_pir), each W in
+    (0, 2); 'convex' (DESIGN.md §1, and the default here because checkpoints written before this key have
+    it) the synthesis of a convex mix, W_vis + W_pir = 1, which cannot hold more detail than REN's code."""
     dicnet_width: int = 32
     """Width of DicNet, the dictionary refinement CNN."""
     hyp_width: int = 64
@@ -154,8 +160,9 @@ PRESETS: dict[str, ModelConfig] = {
         hyp_width=64,
         text_hidden=1024,
         tail_width=32,
+        fusion_rule="residual",
     ),
-    "small": ModelConfig(),
+    "small": ModelConfig(fusion_rule="residual"),
     # CPU-first (issue 13): 16 atoms, RIN's U-Net on a half-size grid, narrow REN and gate; ~1/9 of small's MACs
     "fast": ModelConfig(
         n_atoms=16,
@@ -168,6 +175,7 @@ PRESETS: dict[str, ModelConfig] = {
         dicnet_width=16,
         tail_width=8,
         text_hidden=128,
+        fusion_rule="residual",
     ),
     "tiny": ModelConfig(
         n_atoms=8,
@@ -181,6 +189,7 @@ PRESETS: dict[str, ModelConfig] = {
         text_dim=16,
         text_hidden=8,
         tail_width=4,
+        fusion_rule="residual",
     ),
 }
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from mnm_core.backends.torch_backend import TorchBackend
-from mnm_core.config import PRESETS, preset
+from mnm_core.config import PRESETS, ModelConfig, from_mapping, preset
 from mnm_core.errors import InputError
 from mnm_core.model import JsrlModel, VgiiModel
+from mnm_core.model.vgii import Gate
 from mnm_core.pipeline import Fuser
 from mnm_core.report import model_report
 from test.conftest import random_dictionary
@@ -53,11 +56,45 @@ def test_modulation_changes_the_fast_path():
     assert not torch.allclose(base, shifted)
 
 
-def test_gate_weights_are_a_partition_of_unity():
-    model = vgii_with_dictionary("tiny")
+def vgii_with_gate(fusion_rule: str) -> VgiiModel:
+    config = dataclasses.replace(preset("tiny"), fusion_rule=fusion_rule)
+    model = VgiiModel(config).eval()
+    model.set_dictionary(random_dictionary(config.n_atoms, config.atom_size))
+    return model
+
+
+def test_convex_gate_weights_are_a_partition_of_unity():
+    model = vgii_with_gate("convex")
     with torch.no_grad():
         out = model.fast_path(torch.rand(2, 1, 16, 16), *model.identity_modulation(2))
-    assert ((out.weight_vis >= 0) & (out.weight_vis <= 1)).all()
+        weight_vis, weight_pir = model.gate(out.coeffs_vis, out.coeffs_pir)
+    assert ((weight_vis >= 0) & (weight_vis <= 1)).all()
+    torch.testing.assert_close(weight_vis + weight_pir, torch.ones_like(weight_vis))
+
+
+def test_residual_fusion_starts_at_the_visible_image_and_may_exceed_one():
+    """A fresh 'residual' gate weights the visible coefficients ≈ 1 and adds ≈ 0.1 of the pseudo-IR's;
+    with W_vis = 1 and W_pir = 0 the fused Y is the visible Y exactly (not REN's approximation of it);
+    each weight is bounded by (0, 2) on its own."""
+    model = vgii_with_gate("residual")
+    y = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        out = model.fast_path(y, *model.identity_modulation(2))
+        weight_vis, weight_pir = model.gate(out.coeffs_vis, out.coeffs_pir)
+        assert abs(float(weight_vis.mean()) - 1.0) < 0.1
+        assert abs(float(weight_pir.mean()) - Gate.FREE_INIT_PIR) < 0.05
+        last = model.gate.net[-1]
+        last.weight.zero_()
+        last.bias[model.config.n_atoms:] = -50.0
+        torch.testing.assert_close(model.fast_path(y, *model.identity_modulation(2)).fused_y, y)
+        last.bias.fill_(50.0)
+        weight_vis, weight_pir = model.gate(out.coeffs_vis, out.coeffs_pir)
+    assert float(weight_vis.min()) > 1.9 and float(weight_pir.max()) <= Gate.FREE_MAX
+
+
+def test_presets_train_residual_fusion_and_old_checkpoints_keep_convex_fusion():
+    assert all(config.fusion_rule == "residual" for config in PRESETS.values())
+    assert from_mapping(ModelConfig, {"n_atoms": 8}).fusion_rule == "convex"
 
 
 def test_initial_pseudo_ir_equals_identity_fast_path():

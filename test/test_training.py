@@ -5,6 +5,7 @@ Everything runs the real script on small images the tests generate; no shared da
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -17,8 +18,9 @@ import pytest
 import torch
 import yaml
 
-from mnm_core.checkpoint import load_model, read_checkpoint
+from mnm_core.checkpoint import load_model, read_checkpoint, save_checkpoint
 from mnm_core.errors import ConfigError, DataError
+from mnm_core.model import VgiiModel
 from test.conftest import write_pair
 from training.data import find_pairs
 from training.logging_utils import load_state
@@ -163,6 +165,28 @@ def test_fusion_stage_trains_only_the_gate(straight_run: Path) -> None:
         if not name.startswith("gate."):
             torch.testing.assert_close(final[name], best[name], rtol=0, atol=0, msg=name)
     assert any(not torch.equal(final[n], best[n]) for n in best if n.startswith("gate."))
+
+
+def test_fusion_stage_retrains_the_gate_of_a_convex_checkpoint(tmp_path: Path, pair_root: Path,
+                                                              straight_run: Path) -> None:
+    """`--stage fusion` with init_from and no pseudo-IR stage of its own retrains an existing model's gate:
+    a checkpoint from before the residual fusion rule ('convex') comes out with the preset's rule
+    and its pseudo-IR path untouched."""
+    model, info = load_model(straight_run / "run" / "vgii_best.safetensors", kind="vgii", preset="tiny")
+    convex = dataclasses.replace(info.model_config, fusion_rule="convex")
+    old = VgiiModel(convex)
+    old.load_state_dict(model.state_dict())
+    source = tmp_path / "convex.safetensors"
+    save_checkpoint(source, old, dataclasses.replace(info, model_config=convex))
+    result = _train(_config(tmp_path, pair_root, init_from=str(source)), "--stage", "fusion")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the gate starts afresh" in result.stderr
+    final_info, final = read_checkpoint(tmp_path / "run" / "model.safetensors")
+    assert final_info.model_config.fusion_rule == "residual"
+    _, before = read_checkpoint(source)
+    for name in before:
+        if not name.startswith("gate."):
+            torch.testing.assert_close(final[name], before[name], rtol=0, atol=0, msg=name)
 
 
 def test_text_features_follow_the_model_being_trained(tmp_path: Path, pair_root: Path) -> None:

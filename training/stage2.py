@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mnm_core.checkpoint import CheckpointInfo, load_model, read_checkpoint, save_checkpoint
+from mnm_core.config import FusionRule
 from mnm_core.dictionary import synthesize
 from mnm_core.model import VgiiModel
 from training.losses import PseudoIrOutput, fusion_loss, pseudo_ir_loss
@@ -61,13 +62,27 @@ def _stage2_model(ctx: RunContext, source: Path | None) -> VgiiModel:
 
     if source is not None:
         model, _ = load_model(source, kind="vgii", preset=ctx.train.preset)
-        model = model.float()
+        model = _with_fusion_rule(model.float(), preset(ctx.train.preset).fusion_rule, ctx.train.seed)
     else:
         torch.manual_seed(ctx.train.seed + 1)
         model = VgiiModel(preset(ctx.train.preset))
         model.set_dictionary(load_dictionary(ctx.out_dir))
     model = model.to(ctx.device)
     return model.to(memory_format=torch.channels_last) if fast_math(ctx.train, ctx.device) else model
+
+
+def _with_fusion_rule(model: VgiiModel, fusion_rule: FusionRule, seed: int) -> VgiiModel:
+    """`model` with the preset's fusion rule: itself when it has it, else the same weights with a fresh
+    gate for that rule (a checkpoint from before the 'residual' rule continues; the fusion stage trains it)."""
+    if model.config.fusion_rule == fusion_rule:
+        return model
+    LOGGER.info("fusion rule: %s in the checkpoint, %s in the preset; the gate starts afresh",
+                model.config.fusion_rule, fusion_rule)
+    torch.manual_seed(seed + 2)
+    rebuilt = VgiiModel(dataclasses.replace(model.config, fusion_rule=fusion_rule))
+    kept = {name: tensor for name, tensor in model.state_dict().items() if not name.startswith("gate.")}
+    rebuilt.load_state_dict(kept, strict=False)
+    return rebuilt
 
 
 def _stage_encoder(ctx: RunContext, model: VgiiModel):
@@ -186,11 +201,20 @@ def run_vgii(ctx: RunContext) -> Path:
     return ctx.out_dir / "vgii_best.safetensors"
 
 
+def _pseudo_ir_source(ctx: RunContext) -> Path:
+    """The checkpoint whose pseudo-IR path the fusion stage freezes: this run's vgii_best, else
+    train.init_from (so `train.py --stage fusion` with init_from retrains an existing model's gate alone)."""
+    best = ctx.out_dir / "vgii_best.safetensors"
+    if best.is_file() or not ctx.train.init_from:
+        return best
+    return Path(ctx.train.init_from)
+
+
 def run_fusion(ctx: RunContext) -> Path:
     """Stage 2b, adaptive fusion: the gate Ψ trained with the fusion loss on the best pseudo-IR model,
     whose pseudo-IR path stays frozen (as the official code does). Writes model.safetensors (and the
     fp16 export) at the end."""
-    best = ctx.out_dir / "vgii_best.safetensors"
+    best = _pseudo_ir_source(ctx)
     model = _stage2_model(ctx, best)
     # The pseudo-IR path is frozen, its text standardisation included: keep the best model's encoder
     # fingerprint so _text_features does not recompute the mean/std from this model's prompts.

@@ -6,6 +6,10 @@ With the shared dictionary D frozen (a buffer, a constant in the exported graph)
     S_pir⁰ = RIN(S̃_vis),  I_pir⁰ = Tail(S_pir⁰)  the initial pseudo-IR (slow path, for the prompt)
     γ, β   = Φγ(F), Φβ(F)                       F the standardised text feature; identity at init
     S_pir¹ = RIN(γ ⊙ S̃_vis + β)
+    fusion rule 'residual' (the presets):
+    W_vis, W_pir = 2·σ(Ψ([S̃_vis, S_pir¹]))     per pixel and atom, each in (0, 2) on its own
+    I_f    = y + D ⋆ ((W_vis − 1) ⊙ S̃_vis + W_pir ⊙ S_pir¹)    the visible image plus a change of its code
+    fusion rule 'convex' (DESIGN.md §1; checkpoints written before the rule existed):
     W_vis, W_pir = softmax(Ψ([S̃_vis, S_pir¹]))  per pixel and atom, over the two sources
     I_f    = D ⋆ (W_vis ⊙ S̃_vis + W_pir ⊙ S_pir¹)       plain synthesis: TailNet's refinement is the pseudo-IR's
 
@@ -15,12 +19,13 @@ The fast path (every frame) is `forward(y, gamma, beta) → (pseudo_ir, fused_y)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mnm_core.config import ModelConfig
+from mnm_core.config import FusionRule, ModelConfig
 from mnm_core.dictionary import synthesize, synthesize_adjoint, transfer_function
 from mnm_core.model.blocks import ConvStack, UNet
 
@@ -84,14 +89,31 @@ class TailNet(nn.Module):
 
 
 class Gate(nn.Module):
-    """Ψ: [S̃_vis, S_pir] → weight maps W_vis, W_pir (two-way softmax per pixel and atom)."""
+    """Ψ: [S̃_vis, S_pir] → weight maps W_vis, W_pir, per pixel and atom (see the fusion rules above).
 
-    def __init__(self, n_atoms: int, width: int) -> None:
+    'convex': a two-way softmax, W_vis + W_pir = 1. 'residual': each weight 2·σ(logit) in (0, 2) on its
+    own, so the gate can add the pseudo-IR's heat on top of the visible detail (W_vis ≈ 1, W_pir > 0)
+    and strengthen detail atoms (W_vis > 1); a fresh one starts at W_vis = 1, W_pir ≈ 0.1.
+    """
+
+    FREE_MAX = 2.0
+    FREE_INIT_PIR = 0.1
+    """W_pir of a fresh 'residual' gate: a little heat on the visible image, from which training moves."""
+
+    def __init__(self, n_atoms: int, width: int, rule: FusionRule = "convex") -> None:
         super().__init__()
+        self.rule = rule
         self.net = ConvStack(2 * n_atoms, width, 2 * n_atoms, depth=3)
+        if rule == "residual":
+            last = self.net[-1]
+            last.weight.data.mul_(0.1)
+            nn.init.zeros_(last.bias)
+            nn.init.constant_(last.bias[n_atoms:], math.log(self.FREE_INIT_PIR / (self.FREE_MAX - self.FREE_INIT_PIR)))
 
     def forward(self, coeffs_vis: torch.Tensor, coeffs_pir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits_vis, logits_pir = self.net(torch.cat([coeffs_vis, coeffs_pir], dim=1)).chunk(2, dim=1)
+        if self.rule == "residual":
+            return self.FREE_MAX * torch.sigmoid(logits_vis), self.FREE_MAX * torch.sigmoid(logits_pir)
         weight_vis = torch.sigmoid(logits_vis - logits_pir)  # = softmax over the pair
         return weight_vis, 1.0 - weight_vis
 
@@ -137,7 +159,7 @@ class VgiiModel(nn.Module):
         k = config.atom_size
         self.ren = Ren(config.n_atoms, config.ren_width, config.lista_steps)
         self.rin = Rin(config.n_atoms, config.widths, config.rin_stride)
-        self.gate = Gate(config.n_atoms, config.gate_width)
+        self.gate = Gate(config.n_atoms, config.gate_width, config.fusion_rule)
         self.tail = TailNet(config.tail_width)
         bound = config.modulation_bound
         self.gamma_head = ModulationHead(config.text_dim, config.text_hidden, config.n_atoms, 1.0, bound)
@@ -173,7 +195,11 @@ class VgiiModel(nn.Module):
         """y B×1×H×W in [0, 1] (H, W multiples of 8); γ, β B×K."""
         coeffs_vis, coeffs_pir, pseudo_ir = self.pseudo_ir_path(y, gamma, beta)
         weight_vis, weight_pir = self.gate(coeffs_vis, coeffs_pir)
-        fused_y = self.tail(weight_vis * coeffs_vis + weight_pir * coeffs_pir, self.dictionary, refined=False)
+        if self.config.fusion_rule == "residual":
+            change = synthesize(self.dictionary, (weight_vis - 1.0) * coeffs_vis + weight_pir * coeffs_pir)
+            fused_y = (y + change).clamp(0.0, 1.0)
+        else:
+            fused_y = self.tail(weight_vis * coeffs_vis + weight_pir * coeffs_pir, self.dictionary, refined=False)
         return FastPathOutput(coeffs_vis, coeffs_pir, weight_vis, pseudo_ir, fused_y)
 
     def forward(self, y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
