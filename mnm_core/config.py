@@ -446,6 +446,9 @@ class TrainConfig:
     """Fusion stage: L1 of the fused gradient magnitude to the larger of the two source gradients."""
     w_fusion_ssim: float = 0.5
     """Fusion stage: 1 − mean SSIM of the fused Y to both sources."""
+    w_fused_rank: float = 0.0
+    """Fusion stage: the warm-pixel ranking loss on the fused Y, so warm objects stand out in the fused
+    image (what an infrared–visible fusion is for); validation reports it as fused_hotspot_auc."""
     text_thumb_size: int = 64
     """Side of the thumbnails the stage-2 prompts are computed on (prompts need only coarse statistics);
     the node describes frames on thumbnails of `mnm_core.text.refresher.PROMPT_SIDE`, which must match."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mnm_core.evaluation import FUSED_KEYS
 from mnm_core.guesses import PSEUDO_IR_SCORES
-from mnm_core.metrics import METRIC_KEYS
 from training.compare_models import main
 
 SETS = ("synth_a", "synth_b")
@@ -45,8 +45,9 @@ def test_tables_and_json_match_the_evaluator(pair_root, tiny_checkpoint, tmp_pat
     assert pseudo_ir[0] == "| set | one | two | guess: visible Y | guess: 1 − Y |"
     assert [row.split(" | ")[0] for row in pseudo_ir[2:]] == ["| synth_a (2)", "| synth_b (2)"]
     assert fused[0] == "| set | one | two | visible | real-IR max(Y, IR) (upper bound) |"
-    assert all(len(row.split(" | ")[1].split(", ")) == len(METRIC_KEYS) for row in fused[2:])
+    assert all(len(row.split(" | ")[1].split(", ")) == len(FUSED_KEYS) for row in fused[2:])
     assert len(gains) == 2 + len(SETS) * len(NAMES) and "AG vs visible" in gains[0]
+    assert gains[0].endswith("| fused hotspot_auc (visible's) |")
 
     document = json.loads((out / "compare.json").read_text())
     assert list(document["sets"]) == list(SETS) and not document["skipped_sets"]
@@ -54,14 +55,14 @@ def test_tables_and_json_match_the_evaluator(pair_root, tiny_checkpoint, tmp_pat
         entry = document["sets"][set_name]
         baselines = json.loads((out / set_name / "baselines" / "summary.json").read_text())
         assert entry["images"] == baselines["images"] == 2
-        assert entry["visible"] == {key: baselines["mean"][key] for key in METRIC_KEYS}
+        assert entry["visible"] == {key: baselines["mean"][key] for key in FUSED_KEYS}
         assert entry["real-ir"] == baselines["baselines"]["real-ir"]
         assert entry["guesses"]["1 − Y"]["hotspot_auc"] == baselines["mean"]["hotspot_auc_inv_vis_y"]
         for name in NAMES:
             model = entry["models"][name]
             summary = json.loads((out / set_name / name / "summary.json").read_text())
             assert summary["images"] == 2 and not summary["baselines"]  # baselines once per set, not per checkpoint
-            assert model["fused"] == {key: summary["mean"][key] for key in METRIC_KEYS}
+            assert model["fused"] == {key: summary["mean"][key] for key in FUSED_KEYS}
             assert model["pseudo_ir"] == {key: summary["mean"][key] for key in PSEUDO_IR_SCORES}
             values = [*model["fused"].values(), *model["pseudo_ir"].values(), *model["gain_over_visible_pct"].values()]
             assert all(isinstance(v, float) and math.isfinite(v) for v in values)

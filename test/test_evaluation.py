@@ -13,9 +13,9 @@ import pytest
 
 from mnm_core.cli import main
 from mnm_core.errors import DataError
-from mnm_core.evaluation import evaluate, fuse_real_ir, fuse_visible
+from mnm_core.evaluation import FUSED_KEYS, evaluate, fuse_real_ir, fuse_visible
 from mnm_core.guesses import GUESS_KEYS, PSEUDO_IR_SCORES, guess_means, pseudo_ir_comparison
-from mnm_core.metrics import METRIC_KEYS, rgb2gray
+from mnm_core.metrics import rgb2gray
 from mnm_core.pairs import find_pairs, load_pair
 
 H, W = 40, 56
@@ -110,8 +110,10 @@ def test_eval_visible_writes_everything(messy_dir, tmp_path):
     assert sorted(s.name for s in result.skipped) == ["broken", "lonely_ir", "lonely_vis", "size"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "visible" and summary["mode"] == "vifb" and summary["images"] == 5
-    assert list(summary["mean"]) == list(METRIC_KEYS + GUESS_KEYS)  # no pseudo-IR: only the guesses
-    assert set(summary["baselines"]) == {"real-ir"} and set(summary["baselines"]["real-ir"]) == set(METRIC_KEYS)
+    assert list(summary["mean"]) == list(FUSED_KEYS + GUESS_KEYS)  # no pseudo-IR: only the guesses
+    assert set(summary["baselines"]) == {"real-ir"} and set(summary["baselines"]["real-ir"]) == set(FUSED_KEYS)
+    # the visible image as the fused image ranks the warm pixels exactly as the guess "visible Y" does
+    assert summary["mean"]["fused_hotspot_auc"] == pytest.approx(summary["mean"]["hotspot_auc_vis_y"])
     assert {s["name"] for s in summary["skipped"]} == {"broken", "lonely_ir", "lonely_vis", "size"}
     with (out / "per_image.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -187,7 +189,7 @@ def test_eval_model_with_tiny_checkpoint(good_dir, tmp_path):
     result = evaluate(good_dir, "model", out, checkpoint=checkpoint, progress=False)
     assert [r["name"] for r in result.rows] == ["a", "b", "g"] and not result.skipped
     summary = json.loads((out / "summary.json").read_text())
-    assert list(summary["mean"]) == list(METRIC_KEYS + PSEUDO_IR_SCORES + GUESS_KEYS)
+    assert list(summary["mean"]) == list(FUSED_KEYS + PSEUDO_IR_SCORES + GUESS_KEYS)
     assert 0 <= summary["mean"]["hotspot_auc"] <= 1
     assert set(summary["baselines"]) == {"visible", "real-ir"}
     assert summary["checkpoint"] == str(checkpoint)

@@ -155,6 +155,23 @@ def test_warm_ranking_loss_orders_perfect_flat_and_inverted() -> None:
     assert float(warm_ranking_loss(ir, torch.zeros_like(ir))) == 0.0  # flat IR: no warm pixels to rank
 
 
+def test_fusion_loss_ranks_warm_pixels_only_when_asked() -> None:
+    """w_fused_rank adds the warm-pixel ranking of the fused Y: a fused image that keeps the real IR's
+    warm pixels bright costs less than one that darkens them; with weight 0 the term is absent."""
+    from training.losses import fusion_loss
+
+    generator = torch.Generator().manual_seed(1)
+    vis, ir = torch.rand(2, 1, 32, 32, generator=generator), torch.rand(2, 1, 32, 32, generator=generator)
+    weights = {"w_intensity": 1.0, "w_gradient": 1.0, "w_fusion_ssim": 0.5, "w_fused_rank": 0.0}
+    assert "fused_rank" not in fusion_loss(vis, vis, ir, weights)
+    weights["w_fused_rank"] = 5.0
+    torch.manual_seed(0)
+    warm = fusion_loss((vis + ir) / 2, vis, ir, weights)["fused_rank"]
+    torch.manual_seed(0)
+    cold = fusion_loss((vis + 1 - ir) / 2, vis, ir, weights)["fused_rank"]
+    assert float(warm) < float(cold)
+
+
 def test_fusion_stage_trains_only_the_gate(straight_run: Path) -> None:
     """The fusion stage leaves the pseudo-IR path (weights and text standardisation) as the best
     pseudo-IR model had it, and changes the gate."""

@@ -40,9 +40,9 @@ from mnm_core.backends import BACKENDS
 from mnm_core.commands.options import api_defaults
 from mnm_core.config import PipelinePrecision
 from mnm_core.errors import DataError, MnmError
-from mnm_core.evaluation import EvalResult, evaluate
+from mnm_core.evaluation import FUSED_KEYS, EvalResult, evaluate
 from mnm_core.guesses import GUESSES, PSEUDO_IR_SCORES, guess_means
-from mnm_core.metrics import METRIC_KEYS
+from mnm_core.metrics import FUSED_WARM_KEY
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -163,7 +163,7 @@ def model_entry(result: EvalResult, visible: Scores, real_ir: Scores, guesses: d
     gains = {key: gain_pct(mean[key], visible[key]) for key in GAIN_KEYS}
     qcb = None if mean["Qcb"] is None or real_ir["Qcb"] is None else mean["Qcb"] >= real_ir["Qcb"]
     return {"images": len(result.rows), "summary": str(result.summary_path), "pseudo_ir": pseudo_ir,
-            "fused": {key: mean[key] for key in METRIC_KEYS}, "beats_guesses": beats_guesses(pseudo_ir, guesses),
+            "fused": {key: mean[key] for key in FUSED_KEYS}, "beats_guesses": beats_guesses(pseudo_ir, guesses),
             "gain_over_visible_pct": gains,
             "gains_meet_target": all(g is not None and g >= GAIN_TARGET_PCT for g in gains.values()),
             "qcb_at_least_real_ir": qcb}
@@ -173,8 +173,8 @@ def set_entry(runs: SetRuns) -> dict:
     """One evaluated set's numbers (its baselines' run succeeded)."""
     assert runs.baselines is not None
     means = runs.baselines.means
-    visible = {key: means["visible"][key] for key in METRIC_KEYS}
-    real_ir = {key: means["real-ir"][key] for key in METRIC_KEYS}
+    visible = {key: means["visible"][key] for key in FUSED_KEYS}
+    real_ir = {key: means["real-ir"][key] for key in FUSED_KEYS}
     guesses = {label: scores for label, scores in guess_means(means["visible"]).items() if label != "model"}
     return {"data": str(runs.data), "images": len(runs.baselines.rows),
             "summary": str(runs.baselines.summary_path), "visible": visible, "real-ir": real_ir,
@@ -231,12 +231,13 @@ def pseudo_ir_table(sets: dict[str, dict], names: list[str]) -> str:
 
 
 def fused_table(sets: dict[str, dict], names: list[str]) -> str:
-    """Table 2: the six fusion metrics per set of each checkpoint, the visible and the real-IR fusion."""
+    """Table 2: the six fusion metrics and the fused hotspot_auc per set of each checkpoint, the visible and
+    the real-IR fusion."""
     header = ["set", *names, "visible", "real-IR max(Y, IR) (upper bound)"]
     rows = []
     for set_name, entry in sets.items():
         columns = [entry["models"].get(name, {}).get("fused") for name in names] + [entry["visible"], entry["real-ir"]]
-        cells = ["—" if c is None else ", ".join(fmt(c[key]) for key in METRIC_KEYS) for c in columns]
+        cells = ["—" if c is None else ", ".join(fmt(c[key]) for key in FUSED_KEYS) for c in columns]
         rows.append([set_name, *cells])
     return table(header, rows)
 
@@ -250,9 +251,10 @@ def yes_no(value: bool | None) -> str:
 
 
 def gains_table(sets: dict[str, dict], names: list[str]) -> str:
-    """Table 3: per set and checkpoint, AG/EI/SF over the visible baseline and Qcb against the real-IR fusion."""
+    """Table 3: per set and checkpoint, AG/EI/SF over the visible baseline, Qcb against the real-IR fusion,
+    and the fused image's hotspot_auc against the visible image's."""
     header = ["set", "checkpoint", *(f"{key} vs visible" for key in GAIN_KEYS),
-              f"all ≥ +{GAIN_TARGET_PCT:g} %", "Qcb (real-IR's)", "Qcb ≥ real-IR"]
+              f"all ≥ +{GAIN_TARGET_PCT:g} %", "Qcb (real-IR's)", "Qcb ≥ real-IR", "fused hotspot_auc (visible's)"]
     rows = []
     for set_name, entry in sets.items():
         for name in names:
@@ -263,7 +265,8 @@ def gains_table(sets: dict[str, dict], names: list[str]) -> str:
             rows.append([set_name, name, *(pct(gains[key]) for key in GAIN_KEYS),
                          yes_no(model["gains_meet_target"]),
                          f"{fmt(model['fused']['Qcb'])} ({fmt(entry['real-ir']['Qcb'])})",
-                         yes_no(model["qcb_at_least_real_ir"])])
+                         yes_no(model["qcb_at_least_real_ir"]),
+                         f"{fmt(model['fused'][FUSED_WARM_KEY])} ({fmt(entry['visible'][FUSED_WARM_KEY])})"])
     return table(header, rows)
 
 
@@ -282,7 +285,7 @@ def markdown(sets: dict[str, dict], skipped: dict[str, str], names: list[str]) -
     """The three tables with their captions, and what was skipped."""
     parts = [f"**Pseudo-IR** (PSNR dB / SSIM / hotspot_auc; bold: beats both trivial guesses on SSIM and on "
              f"hotspot_auc):\n\n{pseudo_ir_table(sets, names)}",
-             f"**Fused image** ({', '.join(METRIC_KEYS).replace('CE', 'CE ↓')}):\n\n{fused_table(sets, names)}",
+             f"**Fused image** ({', '.join(FUSED_KEYS).replace('CE', 'CE ↓')}):\n\n{fused_table(sets, names)}",
              f"**Fused image against the baselines** (AG, EI, SF as % over the visible image, target "
              f"≥ +{GAIN_TARGET_PCT:g} % each; Qcb against the real-IR max(Y, IR) fusion's):\n\n"
              f"{gains_table(sets, names)}"]

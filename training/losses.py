@@ -108,11 +108,14 @@ def pseudo_ir_loss(out: PseudoIrOutput, vis: torch.Tensor, ir: torch.Tensor, tea
 def fusion_loss(fused_y: torch.Tensor, vis: torch.Tensor, ir: torch.Tensor,
                 weights: dict[str, float]) -> dict[str, torch.Tensor]:
     """Fusion stage, unsupervised: intensity toward max(vis, IR), gradient toward the larger source
-    gradient, SSIM to both sources. `weights` maps w_intensity, w_gradient, w_fusion_ssim to floats."""
+    gradient, SSIM to both sources, and (w_fused_rank > 0) the real IR's warm pixels ranked above the
+    rest in the fused Y. `weights` maps w_intensity, w_gradient, w_fusion_ssim, w_fused_rank to floats."""
     terms: dict[str, torch.Tensor] = {}
     terms["intensity"] = (fused_y - torch.maximum(vis, ir)).abs().mean()
     target_grad = torch.maximum(gradient_magnitude(vis), gradient_magnitude(ir))
     terms["gradient"] = (gradient_magnitude(fused_y) - target_grad).abs().mean()
     terms["fusion_ssim"] = 1.0 - 0.5 * (ssim(fused_y, vis) + ssim(fused_y, ir))
+    if weights["w_fused_rank"] > 0:
+        terms["fused_rank"] = warm_ranking_loss(fused_y, ir)
     terms["total"] = sum(weights[f"w_{name}"] * value for name, value in terms.items())
     return terms

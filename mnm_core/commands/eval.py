@@ -43,16 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mnm_core.errors import ConfigError
-    from mnm_core.evaluation import format_table
+    from mnm_core.evaluation import FUSED_KEYS, format_table
     from mnm_core.guesses import PSEUDO_IR_SCORES, guess_means
-    from mnm_core.metrics import METRIC_KEYS
 
     if args.checkpoint and args.method != "model":
         raise ConfigError(f"--checkpoint only applies to --method model, not {args.method}")
     result = evaluate(args.data, args.method, args.out, mode=args.mode, checkpoint=args.checkpoint,
                       baselines=not args.no_baselines, progress=not args.no_progress, report=not args.no_report,
                       text_encoder=args.text_encoder, backend=args.backend, precision=args.precision)
-    print(format_table(result.means, METRIC_KEYS))
+    print(format_table(result.means, FUSED_KEYS))
     print("\n" + format_table(guess_means(result.means[args.method]), PSEUDO_IR_SCORES))
     print(f"\n{len(result.rows)} images, {len(result.skipped)} skipped (mode {result.mode}); "
           f"summary: {result.summary_path}" + (f", report: {result.report_path}" if result.report_path else ""))

@@ -2,6 +2,7 @@
 in mnm_core.bags.evaluate), the methods it compares, and the folder front end."""
 
 from mnm_core.evaluation.evaluator import (
+    FUSED_KEYS,
     Evaluator,
     Sample,
     Sink,
@@ -26,6 +27,7 @@ from mnm_core.evaluation.methods import (
 
 __all__ = [
     "BASELINES",
+    "FUSED_KEYS",
     "METHODS",
     "EvalResult",
     "Evaluator",

@@ -23,7 +23,7 @@ from mnm_core.errors import DataError, InputError
 from mnm_core.evaluation.methods import Method, MethodOutput
 from mnm_core.frames import Frame
 from mnm_core.guesses import GUESS_KEYS, PSEUDO_IR_SCORES, pseudo_ir_comparison
-from mnm_core.metrics import METRIC_KEYS, MODES, fusion_metrics, to_gray
+from mnm_core.metrics import FUSED_WARM_KEY, METRIC_KEYS, MODES, fusion_metrics, hotspot_auc, to_gray
 from mnm_core.pairs import Skipped
 
 LOGGER = logging.getLogger(__name__)
@@ -54,10 +54,14 @@ class Sink(Protocol):
         """Keep the evaluated method's output for one sample."""
 
 
+FUSED_KEYS = (*METRIC_KEYS, FUSED_WARM_KEY)
+"""What every method's fused image is scored on when there is a real IR."""
+
+
 def result_keys(method: str) -> tuple[str, ...]:
-    """The per-image (and `mean`) keys of `method`: the fusion metrics, the pseudo-IR scores where the
-    method makes a pseudo-IR (the model), then the trivial guesses' scores."""
-    return METRIC_KEYS + (PSEUDO_IR_SCORES if method == "model" else ()) + GUESS_KEYS
+    """The per-image (and `mean`) keys of `method`: the fusion metrics and the fused image's warm-object
+    AUC, the pseudo-IR scores where the method makes a pseudo-IR (the model), then the trivial guesses'."""
+    return FUSED_KEYS + (PSEUDO_IR_SCORES if method == "model" else ()) + GUESS_KEYS
 
 
 def no_reference_metrics(fused: np.ndarray, mode: str) -> dict[str, float]:
@@ -84,6 +88,7 @@ def score(sample: Sample, output: MethodOutput, mode: str, evaluated: bool) -> d
             row.update(no_reference_metrics(output.fused, mode))
         else:
             row.update(fusion_metrics(sample.vis, sample.ir, output.fused, mode=mode))
+            row[FUSED_WARM_KEY] = hotspot_auc(output.fused, sample.ir)
             if evaluated:
                 row.update(pseudo_ir_comparison(sample.vis, sample.ir, output.pseudo_ir))
     except InputError as exc:
@@ -119,7 +124,7 @@ class Evaluator:
 
     def means(self) -> dict[str, dict[str, float | None]]:
         """Method → key → mean over its rows (the evaluated method's keys, the fusion metrics for the others)."""
-        return {name: mean_metrics(rows, result_keys(name) if name == self.evaluated else METRIC_KEYS)
+        return {name: mean_metrics(rows, result_keys(name) if name == self.evaluated else FUSED_KEYS)
                 for name, rows in self.rows.items()}
 
 

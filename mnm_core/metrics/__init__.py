@@ -5,7 +5,7 @@ Public API (stable; the evaluation command and the bag evaluation call it):
 - `fusion_metrics(vis, ir, fused, mode="vifb")` → {"AG", "CE", "EI", "EN", "Qcb", "SF"} floats;
 - `pseudo_ir_scores(pseudo_ir, ir)` → {"pseudo_ir_psnr", "pseudo_ir_ssim"};
 - `hotspot_auc(score, ir)` (warm-object AUC) and `trivial_guess_aucs(vis, ir)`;
-- `rgb2gray` (MATLAB's), `METRIC_KEYS`, `MODES`, `HIGHER_IS_BETTER`.
+- `rgb2gray` (MATLAB's), `METRIC_KEYS`, `FUSED_WARM_KEY`, `MODES`, `HIGHER_IS_BETTER`.
 
 Modes: `vifb` scores colour images per channel and averages, exactly as VIFB's MATLAB code; `gray`
 first converts every H×W×3 image to 8-bit gray with MATLAB's `rgb2gray`, as papers that report on
@@ -31,10 +31,13 @@ from mnm_core.metrics.vifb import (
 
 METRIC_KEYS = ("AG", "CE", "EI", "EN", "Qcb", "SF")
 """The six fusion metrics, in the order of the paper's tables."""
+FUSED_WARM_KEY = "fused_hotspot_auc"
+"""hotspot_auc of the fused image itself: do the real IR's warm objects stand out in it? (the visible
+image alone scores the guess Y's hotspot_auc; an infrared–visible fusion is there to do better)."""
 PSEUDO_IR_KEYS = ("pseudo_ir_psnr", "pseudo_ir_ssim")
 MODES = ("vifb", "gray")
 HIGHER_IS_BETTER = {"AG": True, "CE": False, "EI": True, "EN": True, "Qcb": True, "SF": True,
-                    "pseudo_ir_psnr": True, "pseudo_ir_ssim": True}
+                    "pseudo_ir_psnr": True, "pseudo_ir_ssim": True, FUSED_WARM_KEY: True}
 
 
 def _check_image(name: str, image: np.ndarray) -> np.ndarray:
@@ -100,6 +103,7 @@ def pseudo_ir_scores(pseudo_ir: np.ndarray, ir: np.ndarray) -> dict[str, float]:
 
 
 __all__ = [
+    "FUSED_WARM_KEY",
     "HIGHER_IS_BETTER",
     "METRIC_KEYS",
     "MODES",
