@@ -8,7 +8,8 @@ identity (γ = 1, β = 0) and the frame's own text modulation from the node's sl
 msrs_test_128 once the text moved γ and β (ranges clipped); with two random modulations within the
 bound per frame 0.007–0.011 (the box is wider than what the text asks for, so ranges were coarse); with
 the frames' own text modulations 0.004–0.007 on every test set and the validation split, under the text
-and under the identity (docs/benchmarks.md). Inputs, outputs and their float32 types stay those of every
+and under the identity (docs/benchmarks.md); the file recalibrated for the residual fusion gate 0.004–0.009
+against torch fp32 on the test sets (docs/training.md). Inputs, outputs and their float32 types stay those of every
 other export, and so does the mnm metadata (`mnm_precision` = int8, same `mnm_checkpoint_hash`): every
 backend calls it the same way. TensorRT does not take these files (tensorrt_backend refuses them).
 
