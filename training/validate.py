@@ -16,7 +16,7 @@ import torch
 
 from mnm_core.colour import luminance, rgb_to_ycbcr, ycbcr_to_rgb
 from mnm_core.guesses import pseudo_ir_comparison
-from mnm_core.metrics import fusion_metrics, hotspot_auc
+from mnm_core.metrics import fused_image_scores, fusion_metrics
 from mnm_core.model import VgiiModel
 from mnm_core.pipeline import to_uint8
 from training.data import PairedImage
@@ -49,8 +49,7 @@ def _image_scores(model: VgiiModel, image: PairedImage, feature: torch.Tensor | 
     if with_fusion:
         fused = ycbcr.copy()
         fused[..., 0] = fused_y[0, 0].cpu().numpy()
-        scores.update(fusion_metrics(image.vis, image.ir, to_uint8(ycbcr_to_rgb(fused))))
-        scores["fused_hotspot_auc"] = hotspot_auc(to_uint8(fused_y[0, 0].cpu().numpy()), image.ir)
+        scores.update(fused_image_scores(image.vis, image.ir, to_uint8(ycbcr_to_rgb(fused))))
         # the visible image itself as the fused image: the baseline to beat (AG, EI, SF ≥ +10 %)
         visible = fusion_metrics(image.vis, image.ir, image.vis)
         scores.update({f"{name}_visible": value for name, value in visible.items()})

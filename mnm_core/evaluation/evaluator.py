@@ -23,7 +23,7 @@ from mnm_core.errors import DataError, InputError
 from mnm_core.evaluation.methods import Method, MethodOutput
 from mnm_core.frames import Frame
 from mnm_core.guesses import GUESS_KEYS, PSEUDO_IR_SCORES, pseudo_ir_comparison
-from mnm_core.metrics import FUSED_WARM_KEY, METRIC_KEYS, MODES, fusion_metrics, hotspot_auc, to_gray
+from mnm_core.metrics import FUSED_WARM_KEY, METRIC_KEYS, MODES, fused_image_scores, to_gray
 from mnm_core.pairs import Skipped
 
 LOGGER = logging.getLogger(__name__)
@@ -87,8 +87,7 @@ def score(sample: Sample, output: MethodOutput, mode: str, evaluated: bool) -> d
         if sample.ir is None:
             row.update(no_reference_metrics(output.fused, mode))
         else:
-            row.update(fusion_metrics(sample.vis, sample.ir, output.fused, mode=mode))
-            row[FUSED_WARM_KEY] = hotspot_auc(output.fused, sample.ir)
+            row.update(fused_image_scores(sample.vis, sample.ir, output.fused, mode=mode))
             if evaluated:
                 row.update(pseudo_ir_comparison(sample.vis, sample.ir, output.pseudo_ir))
     except InputError as exc:

@@ -3,6 +3,7 @@
 Public API (stable; the evaluation command and the bag evaluation call it):
 
 - `fusion_metrics(vis, ir, fused, mode="vifb")` → {"AG", "CE", "EI", "EN", "Qcb", "SF"} floats;
+- `fused_image_scores(vis, ir, fused, mode="vifb")` → the same plus `FUSED_WARM_KEY`;
 - `pseudo_ir_scores(pseudo_ir, ir)` → {"pseudo_ir_psnr", "pseudo_ir_ssim"};
 - `hotspot_auc(score, ir)` (warm-object AUC) and `trivial_guess_aucs(vis, ir)`;
 - `rgb2gray` (MATLAB's), `METRIC_KEYS`, `FUSED_WARM_KEY`, `MODES`, `HIGHER_IS_BETTER`.
@@ -89,6 +90,12 @@ def fusion_metrics(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray, mode: str
     }
 
 
+def fused_image_scores(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray, mode: str = "vifb") -> dict[str, float]:
+    """What a fused image is scored on beside a real IR: the six `fusion_metrics` and `FUSED_WARM_KEY`
+    (hotspot_auc of the fused image's unrounded gray)."""
+    return {**fusion_metrics(vis, ir, fused, mode=mode), FUSED_WARM_KEY: hotspot_auc(fused, ir)}
+
+
 def pseudo_ir_scores(pseudo_ir: np.ndarray, ir: np.ndarray) -> dict[str, float]:
     """PSNR (dB, peak 255) and SSIM (MATLAB `ssim` defaults) of a pseudo-IR against the real IR.
 
@@ -108,6 +115,7 @@ __all__ = [
     "METRIC_KEYS",
     "MODES",
     "PSEUDO_IR_KEYS",
+    "fused_image_scores",
     "fusion_metrics",
     "hotspot_auc",
     "pseudo_ir_scores",
