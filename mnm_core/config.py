@@ -365,6 +365,10 @@ class DataConfig:
     """Side of the random square training crops (a multiple of 8); large enough to hold whole objects."""
     context_fraction: float = 0.25
     """Fraction of the crops that are whole frames downscaled to crop_size (scene context)."""
+    zoom_out_max: float = 1.0
+    """Scale augmentation of the random crops: each takes a window of crop_size·s pixels, s uniform in
+    [1, zoom_out_max], area-downscaled to crop_size (objects at several distances, more context per
+    crop; visible and IR alike, so their relation is kept). 1 = crops at full resolution only."""
     balance_sets: bool = True
     """Draw each training set equally often (else each image equally often)."""
     photometric: float = 0.0
@@ -381,6 +385,8 @@ class DataConfig:
             raise ConfigError(f"val_every must be at least 2 (every n-th pair is held out), got {self.val_every}")
         if not 0.0 <= self.context_fraction <= 1.0:
             raise ConfigError(f"context_fraction must be in [0, 1], got {self.context_fraction}")
+        if self.zoom_out_max < 1.0:
+            raise ConfigError(f"zoom_out_max must be at least 1 (1 = no zoom), got {self.zoom_out_max}")
 
 
 @dataclasses.dataclass(frozen=True)

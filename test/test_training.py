@@ -222,3 +222,27 @@ def test_text_features_follow_the_model_being_trained(tmp_path: Path, pair_root:
     final_info, final = read_checkpoint(tmp_path / "run" / "model.safetensors")
     assert final_info.text_encoder == best_info.text_encoder != "none"
     torch.testing.assert_close(final["text_mean"], best["text_mean"])  # the fusion stage keeps them
+
+
+def test_zoomed_out_crops_keep_the_pair_aligned_and_the_default_batches() -> None:
+    """zoom_out_max > 1 shrinks a larger window of both modalities alike; at 1 the batches are unchanged."""
+    from mnm_core.config import DataConfig
+    from training.data import CropSampler, PairedImage
+
+    rows, cols = np.mgrid[0:300, 0:400]
+    pattern = ((rows // 20 + cols // 20) % 2 * 255).astype(np.uint8)  # 20-px checkerboard
+    image = PairedImage(np.repeat(pattern[:, :, None], 3, axis=2), pattern, "set", "a")
+
+    def batch(config: DataConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return CropSampler([image], config).sample(16, torch.Generator().manual_seed(0))
+
+    zoomed = batch(DataConfig(crop_size=64, context_fraction=0.0, zoom_out_max=3.0))
+    plain = batch(DataConfig(crop_size=64, context_fraction=0.0))
+    assert zoomed[0].shape == plain[0].shape == (16, 1, 64, 64)
+    assert torch.allclose(zoomed[0], zoomed[1], atol=1e-6)  # the visible Y is the IR here: still aligned
+    grey = lambda y: ((y > 0.05) & (y < 0.95)).float().mean()  # noqa: E731 - area-averaged cell borders
+    assert grey(zoomed[1]) > grey(plain[1]) and grey(plain[1]) == 0  # zoomed crops were downscaled
+    again = CropSampler([image], DataConfig(crop_size=64, context_fraction=0.0, zoom_out_max=1.0))
+    assert torch.equal(again.sample(16, torch.Generator().manual_seed(0))[1], plain[1])
+    with pytest.raises(ConfigError):
+        DataConfig(zoom_out_max=0.5)

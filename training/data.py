@@ -140,8 +140,9 @@ class CropSampler:
 
     A `context_fraction` of the samples are the whole frame resized to crop×crop (what is warm often
     depends on the scene: sky, road, a person against a wall); the rest are random crops of crop_size
-    at full resolution, large enough to hold whole objects. Both get a random horizontal flip; only the
-    visible image gets the (optional, default off) photometric augmentation.
+    at full resolution (or zoomed out by up to `zoom_out_max`), large enough to hold whole objects. Both
+    get a random horizontal flip; only the visible image gets the (optional, default off) photometric
+    augmentation.
     """
 
     def __init__(self, images: list[PairedImage], config: DataConfig) -> None:
@@ -178,18 +179,26 @@ class CropSampler:
         return np.ascontiguousarray(y), np.ascontiguousarray(ir_crop)
 
     def _crop(self, image: PairedImage, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A random crop_size crop (uint8); images smaller than a crop are upscaled to fit one."""
+        """A random crop_size crop (uint8) of a window zoomed out by up to `zoom_out_max`; images
+        smaller than the window are upscaled to fit one."""
         size = self.config.crop_size
+        zoom = 1.0
+        if self.config.zoom_out_max > 1.0:  # no draw otherwise: earlier configs keep their exact batches
+            zoom += float(torch.rand(1, generator=gen)) * (self.config.zoom_out_max - 1.0)
         height, width = image.ir.shape
+        window = min(round(size * zoom), height, width) if min(height, width) >= size else size
         vis, ir = image.vis, image.ir
-        if height < size or width < size:
-            scale = size / min(height, width)
-            new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
+        if height < window or width < window:
+            scale = window / min(height, width)
+            new_width, new_height = max(window, round(width * scale)), max(window, round(height * scale))
             vis, ir = resize(vis, new_width, new_height), resize(ir, new_width, new_height)
             height, width = ir.shape
-        top = int(torch.randint(0, height - size + 1, (1,), generator=gen))
-        left = int(torch.randint(0, width - size + 1, (1,), generator=gen))
-        return vis[top:top + size, left:left + size], ir[top:top + size, left:left + size]
+        top = int(torch.randint(0, height - window + 1, (1,), generator=gen))
+        left = int(torch.randint(0, width - window + 1, (1,), generator=gen))
+        vis, ir = vis[top:top + window, left:left + window], ir[top:top + window, left:left + window]
+        if window != size:
+            vis, ir = resize(vis, size, size), resize(ir, size, size)
+        return vis, ir
 
 
 def centre_crop(image: PairedImage, max_side: int) -> PairedImage:
