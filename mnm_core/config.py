@@ -467,6 +467,11 @@ class TrainConfig:
     """Pseudo-IR stage: fraction of each batch trained with the identity modulation (γ = 1, β = 0) instead
     of the text's, so the pseudo-IR is sound before the first text result arrives and the text refines
     it rather than switching it."""
+    text_grey: float = 0.0
+    """Pseudo-IR stage: fraction of each batch whose prompt is written from the grey version of its visible
+    frame (what a monochrome camera, or TNO's grey night frames, would give), so the Φγ/Φβ heads cannot
+    tell the dataset, and with it day or night, from the colour sentence alone. The luminance, and with
+    it the pseudo-IR, is the same either way: only the prompt changes."""
     budget_s: float = 0.0
     """Wall-clock budget of the whole run in seconds (0 = none: the step counts alone decide). With a
     budget each stage ends at its share of it (budget_split) or at its step count, whichever comes
@@ -483,6 +488,8 @@ class TrainConfig:
             raise ConfigError("budget_s and the budget_split shares must be non-negative (and the shares not all 0)")
         if not 0.0 <= self.text_dropout <= 1.0:
             raise ConfigError(f"text_dropout must be in [0, 1], got {self.text_dropout}")
+        if not 0.0 <= self.text_grey <= 1.0:
+            raise ConfigError(f"text_grey must be in [0, 1], got {self.text_grey}")
 
 
 __all__ = [

@@ -209,19 +209,49 @@ def test_fusion_stage_retrains_the_gate_of_a_convex_checkpoint(tmp_path: Path, p
 def test_text_features_follow_the_model_being_trained(tmp_path: Path, pair_root: Path) -> None:
     """With train.text_refresh the pseudo-IR stage re-encodes its prompts from the current model at each
     validation (kept in the resume state) and the model's feature standardisation follows them; with
-    train.text_dropout part of each batch trains with the identity modulation (the run just completes)."""
+    train.text_dropout part of each batch trains with the identity modulation and with train.text_grey part
+    of it with its grey prompt, whose rows follow the colour ones."""
     config = _config(tmp_path, pair_root, encoder="minilm", preset="fast", text_refresh=True,
-                     text_dropout=0.5, batch_size=2)
+                     text_dropout=0.5, text_grey=0.5, batch_size=2)
     result = _train(config)
     assert result.returncode == 0, result.stderr[-3000:]
     state = load_state(tmp_path / "run" / "vgii_state.pt")
     train_features, val_features = state["extra"]["refreshed_text"]
-    assert train_features.shape == (7, 384) and val_features.shape == (2, 384)
+    assert train_features.shape == (2 * 7, 384) and val_features.shape == (2, 384)
     torch.testing.assert_close(state["model"]["text_mean"], train_features.mean(dim=0))
     best_info, best = read_checkpoint(tmp_path / "run" / "vgii_best.safetensors")
     final_info, final = read_checkpoint(tmp_path / "run" / "model.safetensors")
     assert final_info.text_encoder == best_info.text_encoder != "none"
     torch.testing.assert_close(final["text_mean"], best["text_mean"])  # the fusion stage keeps them
+
+
+def test_grey_prompts_change_only_the_colour_sentence() -> None:
+    """A colourful frame's grey prompt says "mostly grey"; brightness, contrast and the warm objects of
+    I_pir⁰ (the same luminance) are described alike, and the grey rows follow the colour rows."""
+    from mnm_core.config import TextConfig
+    from training.data import PairedImage
+    from training.text_features import create_text_encoder, training_features
+
+    rng = np.random.default_rng(0)
+    vis = np.zeros((96, 128, 3), np.uint8)
+    vis[:, :64] = (200, 30, 30)  # saturated red and blue halves
+    vis[:, 64:] = (30, 30, 200)
+    vis = np.clip(vis + rng.integers(0, 20, vis.shape), 0, 255).astype(np.uint8)
+    images = [PairedImage(vis, vis[:, :, 0].copy(), "set", "a"),
+              PairedImage(vis[::-1].copy(), vis[:, :, 2].copy(), "set", "b")]
+    model, _ = load_model(None)
+    model.float().eval()
+    config = TextConfig(encoder="minilm")
+    features = training_features(model, images, create_text_encoder(config, model.config.text_dim), config,
+                                 thumb_size=64, with_grey=True)
+    assert features.features.shape == (4, 384)
+    def without_colours(prompt: str) -> list[str]:
+        return [sentence for sentence in prompt.split(". ") if "olours:" not in sentence]
+
+    for colour_prompt, grey_prompt in zip(features.prompts[:2], features.prompts[2:]):
+        assert "mostly grey" in grey_prompt and "mostly grey" not in colour_prompt
+        assert without_colours(colour_prompt) == without_colours(grey_prompt)
+    assert not torch.allclose(features.features[:2], features.features[2:])
 
 
 def test_zoomed_out_crops_keep_the_pair_aligned_and_the_default_batches() -> None:

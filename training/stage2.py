@@ -16,10 +16,20 @@ from torch import nn
 from mnm_core.checkpoint import CheckpointInfo, load_model, read_checkpoint, save_checkpoint
 from mnm_core.config import FusionRule
 from mnm_core.dictionary import synthesize
+from mnm_core.errors import ConfigError
 from mnm_core.model import VgiiModel
 from training.losses import PseudoIrOutput, fusion_loss, pseudo_ir_loss
-from training.stages import RunContext, autocast, fast_math, load_dictionary, resume_state, train_loop, wrap
-from training.text_features import compute_features, create_text_encoder, set_standardisation
+from training.stages import (
+    GREY_STREAM,
+    RunContext,
+    autocast,
+    fast_math,
+    load_dictionary,
+    resume_state,
+    train_loop,
+    wrap,
+)
+from training.text_features import compute_features, create_text_encoder, set_standardisation, training_features
 from training.validate import FUSION_METRICS_AVAILABLE, validate
 
 LOGGER = logging.getLogger(__name__)
@@ -99,6 +109,10 @@ def _text_features(ctx: RunContext, model: VgiiModel, extra: dict, encoder):
     pack, or refreshed features in the resume state) are used as they are."""
     if ctx.text_features is not None:
         train_features, val_features, fingerprint = ctx.text_features
+        expected = len(ctx.sampler.images) * (2 if ctx.train.text_grey > 0 else 1)
+        if len(train_features) != expected:
+            raise ConfigError(f"the data pack holds {len(train_features)} training text features, this run needs "
+                              f"{expected} (train.text_grey adds a grey prompt per image): pack with this config")
     elif "refreshed_text" in extra:
         return extra["refreshed_text"]
     elif encoder is None:
@@ -116,7 +130,8 @@ def _encode_prompts(ctx: RunContext, model: VgiiModel, encoder) -> tuple[torch.T
     """Features of the prompts describing each training and validation image with the model as it is now."""
     was_training = model.training
     model.eval()
-    train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size)
+    train_text = training_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size,
+                                   with_grey=ctx.train.text_grey > 0)
     val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
     model.train(was_training)
     LOGGER.info("text encoder %s; first prompt: %s", encoder.fingerprint, train_text.prompts[0])
@@ -164,8 +179,10 @@ def run_vgii(ctx: RunContext) -> Path:
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         vis, ir, idx = ctx.batch("vgii", step)
+        if ctx.train.text_grey > 0:  # rows len(images) on hold the grey prompts (training_features)
+            idx = idx + len(ctx.sampler.images) * ctx.sample_mask("vgii", step, ctx.train.text_grey, GREY_STREAM)
         feature = None if train_text is None else train_text[idx].to(ctx.device)
-        identity = ctx.identity_mask("vgii", step, ctx.train.text_dropout) if ctx.train.text_dropout > 0 else None
+        identity = ctx.sample_mask("vgii", step, ctx.train.text_dropout) if ctx.train.text_dropout > 0 else None
         with torch.no_grad():
             teacher = None if teacher_net is None else teacher_net.encode(ir, "ir", dictionary)
         with autocast(ctx):

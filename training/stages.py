@@ -34,6 +34,10 @@ from training.losses import jsrl_loss
 
 LOGGER = logging.getLogger(__name__)
 STAGE_IDS = {"jsrl": 1, "dict": 2, "vgii": 3, "fusion": 4}
+IDENTITY_STREAM = 0x5EED
+"""Random stream of `RunContext.sample_mask` for the samples trained with the identity modulation."""
+GREY_STREAM = 0x6EE7
+"""Random stream of `RunContext.sample_mask` for the samples whose prompt is their grey one."""
 
 
 class TrainingStoppedError(Exception):
@@ -75,10 +79,10 @@ class RunContext:
         vis, ir, idx = self.sampler.sample(self.train.batch_size, self.generator(stage, step))
         return vis.to(self.device), ir.to(self.device), idx
 
-    def identity_mask(self, stage: str, step: int, fraction: float) -> torch.Tensor:
-        """Which samples of the step's batch train with the identity modulation (B booleans, about
-        `fraction` of them); reproducible per step like the batch, from a stream of its own."""
-        generator = torch.Generator().manual_seed(self.generator(stage, step).initial_seed() ^ 0x5EED)
+    def sample_mask(self, stage: str, step: int, fraction: float, stream: int = IDENTITY_STREAM) -> torch.Tensor:
+        """Which samples of the step's batch get a treatment (B booleans, about `fraction` of them):
+        reproducible per step like the batch, from a random stream of the treatment's own."""
+        generator = torch.Generator().manual_seed(self.generator(stage, step).initial_seed() ^ stream)
         return torch.rand(self.train.batch_size, generator=generator) < fraction
 
     def info(self, kind: str, text_encoder: str = "none", **extra: object) -> CheckpointInfo:
