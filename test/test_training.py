@@ -230,7 +230,7 @@ def test_grey_prompts_change_only_the_colour_sentence() -> None:
     I_pir⁰ (the same luminance) are described alike, and the grey rows follow the colour rows."""
     from mnm_core.config import TextConfig
     from training.data import PairedImage
-    from training.text_features import create_text_encoder, training_features
+    from training.text_features import compute_features, create_text_encoder
 
     rng = np.random.default_rng(0)
     vis = np.zeros((96, 128, 3), np.uint8)
@@ -242,8 +242,8 @@ def test_grey_prompts_change_only_the_colour_sentence() -> None:
     model, _ = load_model(None)
     model.float().eval()
     config = TextConfig(encoder="minilm")
-    features = training_features(model, images, create_text_encoder(config, model.config.text_dim), config,
-                                 thumb_size=64, with_grey=True)
+    features = compute_features(model, images, create_text_encoder(config, model.config.text_dim), config,
+                                thumb_size=64, with_grey=True)
     assert features.features.shape == (4, 384)
     def without_colours(prompt: str) -> list[str]:
         return [sentence for sentence in prompt.split(". ") if "olours:" not in sentence]

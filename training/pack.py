@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     from mnm_core.checkpoint import load_model
-    from training.text_features import compute_features, create_text_encoder, training_features
+    from training.text_features import compute_features, create_text_encoder
     from training.train import load_config, load_data
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     encoder = create_text_encoder(text_config, model.config.text_dim)
     if encoder is not None:
         model.float().eval()
-        train_text = training_features(model, train, encoder, text_config, train_config.text_thumb_size,
-                                       with_grey=train_config.text_grey > 0)
+        train_text = compute_features(model, train, encoder, text_config, train_config.text_thumb_size,
+                                      with_grey=train_config.text_grey > 0)
         val_text = compute_features(model, val, encoder, text_config, train_config.text_thumb_size)
         features = (train_text.features, val_text.features, train_text.fingerprint)
     out = write_pack(Path(args.out), train, val, features)

@@ -29,7 +29,7 @@ from training.stages import (
     train_loop,
     wrap,
 )
-from training.text_features import compute_features, create_text_encoder, set_standardisation, training_features
+from training.text_features import compute_features, create_text_encoder, set_standardisation
 from training.validate import FUSION_METRICS_AVAILABLE, validate
 
 LOGGER = logging.getLogger(__name__)
@@ -130,8 +130,8 @@ def _encode_prompts(ctx: RunContext, model: VgiiModel, encoder) -> tuple[torch.T
     """Features of the prompts describing each training and validation image with the model as it is now."""
     was_training = model.training
     model.eval()
-    train_text = training_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size,
-                                   with_grey=ctx.train.text_grey > 0)
+    train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size,
+                                  with_grey=ctx.train.text_grey > 0)
     val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
     model.train(was_training)
     LOGGER.info("text encoder %s; first prompt: %s", encoder.fingerprint, train_text.prompts[0])
@@ -179,7 +179,7 @@ def run_vgii(ctx: RunContext) -> Path:
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         vis, ir, idx = ctx.batch("vgii", step)
-        if ctx.train.text_grey > 0:  # rows len(images) on hold the grey prompts (training_features)
+        if ctx.train.text_grey > 0:  # rows len(images) on hold the grey prompts (compute_features)
             idx = idx + len(ctx.sampler.images) * ctx.sample_mask("vgii", step, ctx.train.text_grey, GREY_STREAM)
         feature = None if train_text is None else train_text[idx].to(ctx.device)
         identity = ctx.sample_mask("vgii", step, ctx.train.text_dropout) if ctx.train.text_dropout > 0 else None

@@ -59,37 +59,32 @@ def create_text_encoder(config: TextConfig, text_dim: int):
 
 @torch.no_grad()
 def compute_features(model: VgiiModel, images: list[PairedImage], encoder, config: TextConfig,
-                     thumb_size: int, batch: int = 32, grey: bool = False) -> TextFeatures:
-    """Prompts from each image's thumbnail and the model's current I_pir⁰, encoded in batches; with
-    `grey`, the prompts describe the thumbnails' luminance as a grey RGB image (same I_pir⁰)."""
+                     thumb_size: int, batch: int = 32, with_grey: bool = False) -> TextFeatures:
+    """Prompts from each image's thumbnail and the model's current I_pir⁰, encoded in batches.
+
+    `with_grey` appends the rows of the grey prompts (the thumbnail's luminance as a grey RGB image,
+    same I_pir⁰), so image i's grey prompt is row i + len(images) (see `train.text_grey`).
+    """
     from tqdm import tqdm
 
     from mnm_core.text.prompts import describe_scene
 
     device = model.dictionary.device
-    prompts: list[str] = []
-    for start in tqdm(range(0, len(images), batch), desc="grey prompts" if grey else "prompts", leave=False):
+    colour_prompts: list[str] = []
+    grey_prompts: list[str] = []
+    for start in tqdm(range(0, len(images), batch), desc="prompts", leave=False):
         thumbs = [thumbnail(im, thumb_size) for im in images[start:start + batch]]
         lumas = [luminance(vis) for vis, _ in thumbs]
-        y = torch.from_numpy(np.stack(lumas))[:, None].to(device)
-        pseudo_ir = model.initial_pseudo_ir(y)[:, 0].cpu().numpy()
-        shown = [np.repeat(luma[..., None], 3, axis=2) for luma in lumas] if grey else [vis for vis, _ in thumbs]
-        prompts.extend(describe_scene(vis, pir, style=config.prompt_style) for vis, pir in zip(shown, pseudo_ir))
+        pseudo_ir = model.initial_pseudo_ir(torch.from_numpy(np.stack(lumas))[:, None].to(device))[:, 0].cpu().numpy()
+        for (vis, _), luma, pir in zip(thumbs, lumas, pseudo_ir):
+            colour_prompts.append(describe_scene(vis, pir, style=config.prompt_style))
+            if with_grey:
+                grey = np.repeat(luma[..., None], 3, axis=2)
+                grey_prompts.append(describe_scene(grey, pir, style=config.prompt_style))
+    prompts = colour_prompts + grey_prompts
     rows = [encoder.encode(prompts[i:i + batch]) for i in range(0, len(prompts), batch)]
     features = torch.from_numpy(np.concatenate(rows).astype(np.float32))
     return TextFeatures(features, encoder.fingerprint, prompts)
-
-
-def training_features(model: VgiiModel, images: list[PairedImage], encoder, config: TextConfig,
-                      thumb_size: int, with_grey: bool) -> TextFeatures:
-    """The training images' features; `with_grey` appends the rows of their grey prompts, so image i's
-    grey prompt is row i + len(images) (see `train.text_grey`)."""
-    colour = compute_features(model, images, encoder, config, thumb_size)
-    if not with_grey:
-        return colour
-    grey = compute_features(model, images, encoder, config, thumb_size, grey=True)
-    return TextFeatures(torch.cat([colour.features, grey.features]), colour.fingerprint,
-                        colour.prompts + grey.prompts)
 
 
 def set_standardisation(model: VgiiModel, features: torch.Tensor) -> None:
