@@ -40,14 +40,16 @@ def test_tables_and_json_match_the_evaluator(pair_root, tiny_checkpoint, tmp_pat
     code, printed, _ = run(argv, capsys)
     assert code == 0
     tables = [block for block in printed.split("\n\n") if block.startswith("| set |")]
-    assert len(tables) == 3
-    pseudo_ir, fused, gains = (block.splitlines() for block in tables)
+    assert len(tables) == 4
+    pseudo_ir, fused, gains, paired = (block.splitlines() for block in tables)
     assert pseudo_ir[0] == "| set | one | two | guess: visible Y | guess: 1 − Y |"
     assert [row.split(" | ")[0] for row in pseudo_ir[2:]] == ["| synth_a (2)", "| synth_b (2)"]
     assert fused[0] == "| set | one | two | visible | real-IR max(Y, IR) (upper bound) |"
     assert all(len(row.split(" | ")[1].split(", ")) == len(FUSED_KEYS) for row in fused[2:])
     assert len(gains) == 2 + len(SETS) * len(NAMES) and "AG vs visible" in gains[0]
     assert gains[0].endswith("| fused hotspot_auc (visible's) |")
+    # the same file twice: no per-image difference at all
+    assert paired[2:] == [f"| {s} | two | +0.000 ± 0.000 | 0 / 0 | no |" for s in SETS]
 
     document = json.loads((out / "compare.json").read_text())
     assert list(document["sets"]) == list(SETS) and not document["skipped_sets"]
@@ -90,6 +92,20 @@ def test_set_without_readable_pairs_is_skipped(pair_root, tiny_checkpoint, tmp_p
     assert "- set empty skipped:" in printed and "no pair could be evaluated" in printed
     document = json.loads((tmp_path / "o" / "compare.json").read_text())
     assert list(document["sets"]) == ["synth_a"] and "empty" in document["skipped_sets"]
+
+
+def test_paired_difference_matches_images_by_name():
+    from training.compare_models import paired_difference
+
+    reference = [{"name": n, "hotspot_auc": v} for n, v in (("a", 0.5), ("b", 0.6), ("c", 0.7), ("d", None))]
+    rows = [{"name": n, "hotspot_auc": v} for n, v in (("c", 0.9), ("a", 0.4), ("b", 0.6), ("d", 0.8), ("e", 0.1))]
+    paired = paired_difference(rows, reference)  # d has no reference value, e no reference row
+    assert paired["images"] == 3 and (paired["better"], paired["worse"]) == (1, 1)
+    assert paired["mean"] == pytest.approx(0.1 / 3)
+    diffs = [0.2, -0.1, 0.0]
+    variance = sum((d - 0.1 / 3) ** 2 for d in diffs) / 2
+    assert paired["standard_error"] == pytest.approx(math.sqrt(variance / 3))
+    assert paired_difference(rows[:1], reference) is None
 
 
 def test_cells_as_the_docs_write_them():

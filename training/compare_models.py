@@ -18,6 +18,10 @@ OUT/SET/baselines/. Then it prints three Markdown tables:
    the visible baseline and of the real-IR fusion.
 3. Fused image against the baselines: one row per set and checkpoint, AG, EI and SF as % over the visible
    baseline (the issue's target: each ≥ +10 %) and whether Qcb ≥ the real-IR fusion's.
+4. With two or more checkpoints, each later one against the first (the reference, e.g. the shipped model):
+   the mean per-image difference of hotspot_auc, its standard error, and how many images got better and
+   worse. Per-image AUCs spread widely (on tno_test's 42 images a standard error of 0.025 is usual), so a
+   difference within about two standard errors may be noise.
 
 All numbers (and the derived ones) go to OUT/compare.json. `--limit N` evaluates only the first N pairs
 of each set, in the evaluator's order. A missing set
@@ -53,6 +57,8 @@ BASELINE_RUN = "baselines"
 GAIN_KEYS = ("AG", "EI", "SF")
 GAIN_TARGET_PCT = 10.0
 """The issue's target for the fused image: AG, EI and SF at least this many % above the visible image."""
+PAIRED_KEY = "hotspot_auc"
+"""The per-image score table 4 compares between checkpoints."""
 BEATS_ON = ("pseudo_ir_ssim", "hotspot_auc")
 """A checkpoint's pseudo-IR cell is bold where it beats both guesses on each of these."""
 
@@ -169,6 +175,21 @@ def model_entry(result: EvalResult, visible: Scores, real_ir: Scores, guesses: d
             "qcb_at_least_real_ir": qcb}
 
 
+def paired_difference(rows: list[dict], reference_rows: list[dict], key: str = PAIRED_KEY) -> dict | None:
+    """Per-image `key` of `rows` minus that of `reference_rows`, over the images both scored (matched by
+    name): mean, standard error of the mean, images better and worse; None where fewer than two match."""
+    reference = {row["name"]: row.get(key) for row in reference_rows}
+    diffs = [float(row[key]) - float(reference[row["name"]]) for row in rows
+             if row.get(key) is not None and reference.get(row["name"]) is not None
+             and math.isfinite(float(row[key])) and math.isfinite(float(reference[row["name"]]))]
+    if len(diffs) < 2:
+        return None
+    mean = sum(diffs) / len(diffs)
+    variance = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
+    return {"key": key, "images": len(diffs), "mean": mean, "standard_error": math.sqrt(variance / len(diffs)),
+            "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs)}
+
+
 def set_entry(runs: SetRuns) -> dict:
     """One evaluated set's numbers (its baselines' run succeeded)."""
     assert runs.baselines is not None
@@ -176,12 +197,17 @@ def set_entry(runs: SetRuns) -> dict:
     visible = {key: means["visible"][key] for key in FUSED_KEYS}
     real_ir = {key: means["real-ir"][key] for key in FUSED_KEYS}
     guesses = {label: scores for label, scores in guess_means(means["visible"]).items() if label != "model"}
+    models = {name: model_entry(result, visible, real_ir, guesses) for name, result in runs.models.items()}
+    reference = next(iter(runs.models.items()), None)
+    for name, result in runs.models.items():
+        if reference is not None and name != reference[0]:
+            models[name]["vs_reference"] = {"reference": reference[0],
+                                            **(paired_difference(result.rows, reference[1].rows) or {})}
     return {"data": str(runs.data), "images": len(runs.baselines.rows),
             "summary": str(runs.baselines.summary_path), "visible": visible, "real-ir": real_ir,
             "guesses": guesses,
             "skipped_pairs": [{"name": s.name, "reason": s.reason} for s in runs.baselines.skipped],
-            "models": {name: model_entry(result, visible, real_ir, guesses) for name, result in runs.models.items()},
-            "failed_runs": dict(runs.failed)}
+            "models": models, "failed_runs": dict(runs.failed)}
 
 
 def collect(all_runs: list[SetRuns]) -> tuple[dict[str, dict], dict[str, str]]:
@@ -270,6 +296,22 @@ def gains_table(sets: dict[str, dict], names: list[str]) -> str:
     return table(header, rows)
 
 
+def paired_table(sets: dict[str, dict], names: list[str]) -> str:
+    """Table 4: per set, each later checkpoint's per-image hotspot_auc against the first's."""
+    header = ["set", "checkpoint", f"Δ {PAIRED_KEY} vs {names[0]} (± standard error)", "images better / worse",
+              "beyond 2 standard errors"]
+    rows = []
+    for set_name, entry in sets.items():
+        for name in names[1:]:
+            paired = entry["models"].get(name, {}).get("vs_reference", {})
+            if paired.get("reference") != names[0] or "mean" not in paired:
+                continue  # the first checkpoint did not run on this set, or too few images matched
+            delta = f"{paired['mean']:+.3f} ± {paired['standard_error']:.3f}".replace("-", "−")
+            rows.append([set_name, name, delta, f"{paired['better']} / {paired['worse']}",
+                         yes_no(abs(paired["mean"]) > 2 * paired["standard_error"])])
+    return table(header, rows)
+
+
 def skipped_lines(sets: dict[str, dict], skipped: dict[str, str]) -> list[str]:
     """What did not run: whole sets, single runs, pairs the evaluator left out."""
     lines = [f"- set {name} skipped: {reason}" for name, reason in skipped.items()]
@@ -282,13 +324,16 @@ def skipped_lines(sets: dict[str, dict], skipped: dict[str, str]) -> list[str]:
 
 
 def markdown(sets: dict[str, dict], skipped: dict[str, str], names: list[str]) -> str:
-    """The three tables with their captions, and what was skipped."""
+    """The tables with their captions (the fourth with two or more checkpoints), and what was skipped."""
     parts = [f"**Pseudo-IR** (PSNR dB / SSIM / hotspot_auc; bold: beats both trivial guesses on SSIM and on "
              f"hotspot_auc):\n\n{pseudo_ir_table(sets, names)}",
              f"**Fused image** ({', '.join(FUSED_KEYS).replace('CE', 'CE ↓')}):\n\n{fused_table(sets, names)}",
              f"**Fused image against the baselines** (AG, EI, SF as % over the visible image, target "
              f"≥ +{GAIN_TARGET_PCT:g} % each; Qcb against the real-IR max(Y, IR) fusion's):\n\n"
              f"{gains_table(sets, names)}"]
+    if len(names) > 1:
+        parts.append(f"**{PAIRED_KEY} per image against {names[0]}** (mean difference over the images both "
+                     f"scored; within about two standard errors it may be noise):\n\n{paired_table(sets, names)}")
     lines = skipped_lines(sets, skipped)
     if lines:
         parts.append("Skipped:\n" + "\n".join(lines))
