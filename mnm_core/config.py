@@ -369,6 +369,11 @@ class DataConfig:
     """Scale augmentation of the random crops: each takes a window of crop_size·s pixels, s uniform in
     [1, zoom_out_max], area-downscaled to crop_size (objects at several distances, more context per
     crop; visible and IR alike, so their relation is kept). 1 = crops at full resolution only."""
+    zoom_in_max: float = 1.0
+    """The other direction: the window's scale s is uniform in [1/zoom_in_max, zoom_out_max], and a window
+    smaller than crop_size is upscaled to it (objects nearer, or a camera of higher resolution than the
+    training sets': TNO's and a 1280×720 robot camera's objects are 1.5–3× larger in pixels than
+    RoadScene's). 1 = no zoom-in."""
     balance_sets: bool = True
     """Draw each training set equally often (else each image equally often)."""
     photometric: float = 0.0
@@ -387,6 +392,8 @@ class DataConfig:
             raise ConfigError(f"context_fraction must be in [0, 1], got {self.context_fraction}")
         if self.zoom_out_max < 1.0:
             raise ConfigError(f"zoom_out_max must be at least 1 (1 = no zoom), got {self.zoom_out_max}")
+        if self.zoom_in_max < 1.0:
+            raise ConfigError(f"zoom_in_max must be at least 1 (1 = no zoom), got {self.zoom_in_max}")
 
 
 @dataclasses.dataclass(frozen=True)

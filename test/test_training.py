@@ -254,8 +254,9 @@ def test_grey_prompts_change_only_the_colour_sentence() -> None:
     assert not torch.allclose(features.features[:2], features.features[2:])
 
 
-def test_zoomed_out_crops_keep_the_pair_aligned_and_the_default_batches() -> None:
-    """zoom_out_max > 1 shrinks a larger window of both modalities alike; at 1 the batches are unchanged."""
+def test_zoomed_crops_keep_the_pair_aligned_and_the_default_batches() -> None:
+    """zoom_out_max > 1 shrinks a larger window of both modalities alike, zoom_in_max > 1 enlarges a
+    smaller one; at 1 the batches are unchanged."""
     from mnm_core.config import DataConfig
     from training.data import CropSampler, PairedImage
 
@@ -276,3 +277,9 @@ def test_zoomed_out_crops_keep_the_pair_aligned_and_the_default_batches() -> Non
     assert torch.equal(again.sample(16, torch.Generator().manual_seed(0))[1], plain[1])
     with pytest.raises(ConfigError):
         DataConfig(zoom_out_max=0.5)
+    zoomed_in = batch(DataConfig(crop_size=64, context_fraction=0.0, zoom_in_max=3.0))
+    assert zoomed_in[0].shape == (16, 1, 64, 64) and torch.allclose(zoomed_in[0], zoomed_in[1], atol=1e-6)
+    edges = lambda y: ((y[..., 1:] > 0.5) != (y[..., :-1] > 0.5)).float().sum(-1).mean()  # noqa: E731
+    assert edges(zoomed_in[1]) < 0.8 * edges(plain[1])  # upscaled windows: larger cells, fewer borders
+    with pytest.raises(ConfigError):
+        DataConfig(zoom_in_max=0.9)

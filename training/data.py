@@ -140,9 +140,9 @@ class CropSampler:
 
     A `context_fraction` of the samples are the whole frame resized to crop×crop (what is warm often
     depends on the scene: sky, road, a person against a wall); the rest are random crops of crop_size
-    at full resolution (or zoomed out by up to `zoom_out_max`), large enough to hold whole objects. Both
-    get a random horizontal flip; only the visible image gets the (optional, default off) photometric
-    augmentation.
+    at full resolution (or zoomed out by up to `zoom_out_max`, in by up to `zoom_in_max`), large enough
+    to hold whole objects. Both get a random horizontal flip; only the visible image gets the (optional,
+    default off) photometric augmentation.
     """
 
     def __init__(self, images: list[PairedImage], config: DataConfig) -> None:
@@ -179,14 +179,16 @@ class CropSampler:
         return np.ascontiguousarray(y), np.ascontiguousarray(ir_crop)
 
     def _crop(self, image: PairedImage, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A random crop_size crop (uint8) of a window zoomed out by up to `zoom_out_max`; images
-        smaller than the window are upscaled to fit one."""
+        """A random crop_size crop (uint8) of a window of crop_size·s pixels, s uniform in
+        [1/zoom_in_max, zoom_out_max], resized to crop_size; images smaller than the window are
+        upscaled to fit one."""
         size = self.config.crop_size
+        lowest, highest = 1.0 / self.config.zoom_in_max, self.config.zoom_out_max
         zoom = 1.0
-        if self.config.zoom_out_max > 1.0:  # no draw otherwise: earlier configs keep their exact batches
-            zoom += float(torch.rand(1, generator=gen)) * (self.config.zoom_out_max - 1.0)
+        if highest > lowest:  # no draw otherwise: earlier configs keep their exact batches
+            zoom = lowest + float(torch.rand(1, generator=gen)) * (highest - lowest)
         height, width = image.ir.shape
-        window = min(round(size * zoom), height, width) if min(height, width) >= size else size
+        window = min(round(size * zoom), height, width) if min(height, width) >= size else round(size * min(zoom, 1))
         vis, ir = image.vis, image.ir
         if height < window or width < window:
             scale = window / min(height, width)
