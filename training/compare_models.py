@@ -10,7 +10,7 @@ and once the evaluation of `mnm eval --method visible`, whose baselines give the
 fusion and whose rows score the trivial pseudo-IR guesses (visible Y, 1 − Y): baselines and guesses are
 computed once per set, not per checkpoint. Each evaluation keeps its own outputs (per_image.csv,
 summary.json, fused/, pseudo_ir/; report.html with `--report`) under OUT/SET/NAME/, the baselines' under
-OUT/SET/baselines/. Then it prints three Markdown tables:
+OUT/SET/baselines/. Then it prints three Markdown tables (four with two or more checkpoints):
 
 1. Pseudo-IR: one row per set, one column per checkpoint and one per guess, "PSNR / SSIM / hotspot_auc";
    a checkpoint's cell is bold where it beats both guesses on SSIM and on hotspot_auc.
