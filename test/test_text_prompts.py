@@ -71,14 +71,6 @@ def test_haze_and_low_texture() -> None:
     assert "hazy" not in describe_scene(scene(0.3, noise=0.2), blob_ir(30, 40))
 
 
-def test_brightness_change() -> None:
-    rgb, ir = scene(0.3, noise=0.02), blob_ir(30, 40)
-    assert "became darker" in describe_scene(rgb, ir, previous_brightness=0.6)
-    assert "became brighter" in describe_scene(rgb, ir, previous_brightness=0.1)
-    assert "Lighting is stable" in describe_scene(rgb, ir, previous_brightness=0.31)
-    assert "Lighting" not in describe_scene(rgb, ir)
-
-
 def test_simple_is_one_short_sentence() -> None:
     rgb, ir = scene(0.2), blob_ir(30, 40)
     simple = describe_scene(rgb, ir, "simple")

@@ -25,8 +25,11 @@ from mnm_core.modulation import ModulationSource
 from mnm_core.pipeline import Fuser
 from mnm_core.text import check_encoder, create_modulation_source
 from mnm_core.text.base import TextEncoder
-from mnm_core.text.refresher import BACKGROUND_NICENESS, PROMPT_SIDE, ModulationRefresher, thumbnail
+from mnm_core.text.frame_prompt import PROMPT_SIDE, thumbnail
+from mnm_core.text.refresher import BACKGROUND_NICENESS, ModulationRefresher
 from test.conftest import random_dictionary
+from training.data import PairedImage
+from training.text_features import compute_features
 
 FINGERPRINT = "scripted:test:mean"
 
@@ -218,6 +221,25 @@ def test_prompts_are_described_on_training_thumbnails() -> None:
         small = thumbnail(frame)
         assert small.shape == (PROMPT_SIDE, PROMPT_SIDE, 3) and small.dtype == np.float32
         assert abs(float(small.mean()) - float(frame.mean())) < 0.02
+
+
+def test_node_and_training_write_the_same_prompt_for_an_image() -> None:
+    """The heads learn from training's prompts; the node must write the same words for the same image,
+    whatever it described before (no sentence about an earlier frame), so evaluation does not depend
+    on the order of its images."""
+    model = tiny_model()
+    frames = [frame(1, 120, 160), frame(2, 48, 64), np.full((90, 70, 3), 20, np.uint8), frame(1, 120, 160)]
+    images = [PairedImage(vis, vis[:, :, 0].copy(), "test", str(i)) for i, vis in enumerate(frames)]
+    trained = compute_features(model, images, ScriptedEncoder(["ok"]), TextConfig(), PROMPT_SIDE)
+    refresher = ModulationRefresher(model, ScriptedEncoder(["ok"]), TextConfig())
+    written = []
+    for vis in frames:
+        rgb = vis.astype(np.float32) / 255.0
+        refresher.observe(rgb, rgb[:, :, 0])
+        assert refresher.refresh()
+        written.append(refresher.current().prompt)
+    assert written == trained.prompts
+    assert written[0] == written[3] and len(set(written)) == 3
 
 
 @pytest.mark.slow

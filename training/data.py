@@ -212,11 +212,3 @@ def centre_crop(image: PairedImage, max_side: int) -> PairedImage:
     return PairedImage(image.vis[top:top + h, left:left + w], image.ir[top:top + h, left:left + w],
                        image.set_name, image.name)
 
-
-def thumbnail(image: PairedImage, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A size×size (visible RGB, IR) float pair in [0, 1], for prompts computed on whole images."""
-    from PIL import Image
-
-    vis = np.asarray(Image.fromarray(image.vis).resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-    ir = np.asarray(Image.fromarray(image.ir).resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-    return vis, ir

@@ -17,7 +17,7 @@ from mnm_core.colour import luminance
 from mnm_core.config import TextConfig
 from mnm_core.errors import ConfigError
 from mnm_core.model import VgiiModel
-from training.data import PairedImage, thumbnail
+from training.data import PairedImage
 
 LOGGER = logging.getLogger(__name__)
 
@@ -60,27 +60,24 @@ def create_text_encoder(config: TextConfig, text_dim: int):
 @torch.no_grad()
 def compute_features(model: VgiiModel, images: list[PairedImage], encoder, config: TextConfig,
                      thumb_size: int, batch: int = 32, with_grey: bool = False) -> TextFeatures:
-    """Prompts from each image's thumbnail and the model's current I_pir⁰, encoded in batches.
+    """Each image's prompt as the node writes it (`describe_frame`: thumbnail, I_pir⁰, words), encoded
+    in batches.
 
-    `with_grey` appends the rows of the grey prompts (the thumbnail's luminance as a grey RGB image,
-    same I_pir⁰), so image i's grey prompt is row i + len(images) (see `train.text_grey`).
+    `with_grey` appends the rows of the grey prompts (the image's luminance as a grey RGB image), so
+    image i's grey prompt is row i + len(images) (see `train.text_grey`).
     """
     from tqdm import tqdm
 
-    from mnm_core.text.prompts import describe_scene
+    from mnm_core.text.frame_prompt import describe_frame
 
-    device = model.dictionary.device
     colour_prompts: list[str] = []
     grey_prompts: list[str] = []
-    for start in tqdm(range(0, len(images), batch), desc="prompts", leave=False):
-        thumbs = [thumbnail(im, thumb_size) for im in images[start:start + batch]]
-        lumas = [luminance(vis) for vis, _ in thumbs]
-        pseudo_ir = model.initial_pseudo_ir(torch.from_numpy(np.stack(lumas))[:, None].to(device))[:, 0].cpu().numpy()
-        for (vis, _), luma, pir in zip(thumbs, lumas, pseudo_ir):
-            colour_prompts.append(describe_scene(vis, pir, style=config.prompt_style))
-            if with_grey:
-                grey = np.repeat(luma[..., None], 3, axis=2)
-                grey_prompts.append(describe_scene(grey, pir, style=config.prompt_style))
+    for image in tqdm(images, desc="prompts", leave=False):
+        rgb = image.vis.astype(np.float32) / 255.0
+        colour_prompts.append(describe_frame(model, rgb, config.prompt_style, thumb_size))
+        if with_grey:
+            grey = np.repeat(luminance(rgb)[..., None], 3, axis=2)
+            grey_prompts.append(describe_frame(model, grey, config.prompt_style, thumb_size))
     prompts = colour_prompts + grey_prompts
     rows = [encoder.encode(prompts[i:i + batch]) for i in range(0, len(prompts), batch)]
     features = torch.from_numpy(np.concatenate(rows).astype(np.float32))

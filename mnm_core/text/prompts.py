@@ -2,7 +2,7 @@
 
 The slow path describes the visible frame and the initial pseudo-IR I_pir⁰ in words a text encoder
 can use: illumination, contrast, dominant colours, likely warm objects (bright blobs of I_pir⁰, with
-size and position), haze and texture cues, and the brightness change since the previous description.
+size and position), haze and texture cues.
 `full` gives every cue; `simple` one short sentence (the paper compares both). Deterministic: the same
 images give the same text; numbers are rounded so that sensor noise rarely changes the words.
 """
@@ -43,18 +43,18 @@ class SceneStats:
     texture: float
 
 
-def describe_scene(rgb: np.ndarray, pseudo_ir: np.ndarray, style: str = "full",
-                   previous_brightness: float | None = None) -> str:
+def describe_scene(rgb: np.ndarray, pseudo_ir: np.ndarray, style: str = "full") -> str:
     """rgb H×W×3 float32 in [0, 1], pseudo_ir H×W float32 in [0, 1] (I_pir⁰) → one short description.
 
-    `previous_brightness` is the mean luminance of the previously described frame, if any.
+    The image alone decides the words: no sentence compares it with an earlier frame, because training
+    describes still images and the Φγ/Φβ heads never learn from such a sentence.
     """
     if style not in STYLES:
         raise ConfigError(f"unknown prompt style {style!r}; use one of {list(STYLES)}")
     stats = measure_scene(rgb, pseudo_ir)
     if style == "simple":
         return _simple(stats)
-    return _full(stats, previous_brightness)
+    return _full(stats)
 
 
 def measure_scene(rgb: np.ndarray, pseudo_ir: np.ndarray) -> SceneStats:
@@ -160,7 +160,7 @@ def _percent(value: float) -> str:
     return f"{round(100 * value)}%"
 
 
-def _full(stats: SceneStats, previous_brightness: float | None) -> str:
+def _full(stats: SceneStats) -> str:
     sentences = [f"A {_level(stats.brightness)} scene (mean brightness {_percent(stats.brightness)}) "
                  f"with {_contrast(stats.contrast)} contrast."]
     if stats.colours:
@@ -183,13 +183,6 @@ def _full(stats: SceneStats, previous_brightness: float | None) -> str:
         cues.append("little texture")
     if cues:
         sentences.append(f"Visibility cues: {', '.join(cues)}.")
-    if previous_brightness is not None:
-        change = stats.brightness - previous_brightness
-        if abs(change) >= 0.05:
-            sentences.append(f"The scene became {'brighter' if change > 0 else 'darker'} "
-                             f"({'+' if change > 0 else '−'}{_percent(abs(change))}).")
-        else:
-            sentences.append("Lighting is stable.")
     return " ".join(sentences)
 
 

@@ -27,21 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnm_core.colour import crop_to, luminance, pad_to_multiple
 from mnm_core.config import TextConfig
 from mnm_core.errors import TextEncoderError
 from mnm_core.model import VgiiModel
 from mnm_core.modulation import Modulation, ModulationSource
 from mnm_core.text.base import TextEncoder
-from mnm_core.text.prompts import describe_scene
+from mnm_core.text.frame_prompt import PROMPT_SIDE, describe_frame
 
 LOGGER = logging.getLogger(__name__)
 
-PROMPT_SIDE = 64
-"""The slow path describes a PROMPT_SIDE×PROMPT_SIDE thumbnail of the frame, as training computes its
-prompts (`TrainConfig.text_thumb_size`): the statistics the Φγ/Φβ heads learned from. Until 2026-11-30 it
-used the frame downscaled to 256 pixels on its long side: other statistics than training's, and 16× the
-I_pir⁰ work (110 ms of one core per refresh on the 2-core machine)."""
 MAX_BACKOFF_FACTOR = 32
 WARM_UP_TIMEOUT_S = 10.0
 """`start` waits at most this long for the refresh thread's warm-up."""
@@ -85,7 +79,6 @@ class ModulationRefresher(ModulationSource):
         self._config = config
         self._latest: np.ndarray | None = None
         self._described: np.ndarray | None = None
-        self._previous_brightness: float | None = None
         self._encoding: threading.Thread | None = None
         self._stop = threading.Event()
         self._warmed = threading.Event()
@@ -147,7 +140,7 @@ class ModulationRefresher(ModulationSource):
         if frame is None or frame is self._described:
             return True
         try:
-            prompt, brightness = self._describe(frame)
+            prompt = describe_frame(self._model, frame, self._config.prompt_style)
             feature = self._encode(prompt)
             modulation = self._modulate(feature, prompt)
         except _StoppedError:
@@ -157,7 +150,6 @@ class ModulationRefresher(ModulationSource):
             return False
         self._current = modulation  # the one atomic publish the fast path sees
         self._described = frame
-        self._previous_brightness = brightness
         self._refreshes += 1
         self._consecutive_failures = 0
         LOGGER.debug("new modulation from %r", prompt)
@@ -188,18 +180,7 @@ class ModulationRefresher(ModulationSource):
         otherwise fall on the first frames the fast path runs (the first frame of a live replay took
         400 ms instead of 60, and the next two were dropped). The encoder is not called: its first call
         costs little more than the others (41 vs 25 ms), and a hung encoder must not hold up the start."""
-        self._describe(np.full((PROMPT_SIDE, PROMPT_SIDE, 3), 0.5, np.float32))
-
-    @torch.no_grad()
-    def _describe(self, rgb: np.ndarray) -> tuple[str, float]:
-        """Thumbnail, run I_pir⁰, describe; returns the prompt and the frame's mean brightness."""
-        small = thumbnail(rgb)
-        y = luminance(small)
-        height, width = y.shape
-        pseudo_ir = self._model.initial_pseudo_ir(torch.from_numpy(pad_to_multiple(y)[None, None].copy()))
-        pseudo_ir = crop_to(pseudo_ir[0, 0].numpy(), height, width)
-        prompt = describe_scene(small, pseudo_ir, self._config.prompt_style, self._previous_brightness)
-        return prompt, float(y.mean())
+        describe_frame(self._model, np.full((PROMPT_SIDE, PROMPT_SIDE, 3), 0.5, np.float32))
 
     def _encode(self, prompt: str) -> np.ndarray:
         """The encoder call in a worker thread, abandoned after timeout_s; never two calls at once."""
@@ -256,13 +237,4 @@ class ModulationRefresher(ModulationSource):
                        self._consecutive_failures, self.current().age_s(), exc)
 
 
-def thumbnail(rgb: np.ndarray, side: int = PROMPT_SIDE) -> np.ndarray:
-    """H×W×3 float32 → side×side float32 (area interpolation down, bilinear up), as training's prompts."""
-    import cv2
-
-    shrink = rgb.shape[0] >= side and rgb.shape[1] >= side
-    return cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), (side, side),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-__all__ = ["PROMPT_SIDE", "ModulationRefresher", "thumbnail"]
+__all__ = ["ModulationRefresher"]
