@@ -248,6 +248,9 @@ class PipelineConfig:
     """cpu, cuda, cuda:N, or auto = CUDA where the backend can use it, else cpu."""
     threads: int = bounded(0, 0, 1024)
     """CPU threads of the backend; 0 = the cores this process may run on (its CPU affinity)."""
+    max_side: int = bounded(0, 0, 16384, "px")
+    """Longest side the fast path runs at: larger frames are downscaled for it and its outputs brought back
+    to the frame's size (mnm_core.working_size); 0 = every frame at its own size."""
     onnx_path: str = ""
     """Exported ONNX file for onnxruntime/tensorrt; empty = export the checkpoint to a cache."""
     engine_cache_dir: str = ""

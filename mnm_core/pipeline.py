@@ -1,8 +1,9 @@
 """The frame pipeline (no ROS): a camera frame in, pseudo-IR and fused frame out.
 
 `Fuser` owns an inference backend (fast path) and a modulation source (slow path). Per frame it
-converts to Y/Cb/Cr, pads Y to the size multiple, runs the fast path with the current (γ, β), crops,
-and puts the fused Y back with the visible chroma.
+converts to Y/Cb/Cr, brings Y to the working size (`PipelineConfig.max_side`), pads it to the size
+multiple, runs the fast path with the current (γ, β), crops, brings the outputs back to the frame's
+size and puts the fused Y back with the visible chroma.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mnm_core.errors import ConfigError, InputError
 from mnm_core.frames import LAYOUTS, Layout
 from mnm_core.machine import Deployment
 from mnm_core.modulation import Modulation, ModulationSource
+from mnm_core.working_size import to_frame_size, to_working_size, working_size
 
 LOGGER = logging.getLogger(__name__)
 
@@ -80,11 +82,13 @@ class Fuser:
     """Frame → (pseudo-IR, fused). Not thread-safe: call `process` from one thread."""
 
     def __init__(self, backend: InferenceBackend, modulation_source: ModulationSource | None = None,
-                 synchronous: bool = False, deployment: Deployment | None = None) -> None:
+                 synchronous: bool = False, deployment: Deployment | None = None, max_side: int = 0) -> None:
         """`synchronous`: compute the modulation of every frame before its fast path (evaluation,
         reproducible), instead of refreshing it in the background at its own period (live use).
-        `deployment`: what `from_config` chose for this machine (None when the backend was built by hand)."""
+        `deployment`: what `from_config` chose for this machine (None when the backend was built by hand).
+        `max_side`: the longest side the fast path runs at (`PipelineConfig.max_side`; 0 = the frame's own)."""
         self.backend = backend
+        self.max_side = max_side
         self.deployment = deployment
         self.modulation_source = modulation_source or ModulationSource(backend.n_atoms)
         self.synchronous = synchronous
@@ -120,7 +124,7 @@ class Fuser:
 
             source = create_modulation_source(model, info, text)
         LOGGER.info("fuser ready: %s, text encoder %s", deployment.describe(), text.encoder)
-        return cls(backend, source, synchronous=synchronous, deployment=deployment)
+        return cls(backend, source, synchronous=synchronous, deployment=deployment, max_side=pipeline.max_side)
 
     def process(self, frame: np.ndarray, layout: Layout = "rgb") -> FuserResult:
         start = time.perf_counter()
@@ -140,12 +144,14 @@ class Fuser:
         if self.synchronous:
             self.modulation_source.refresh()
         modulation = self.modulation_source.current()
-        y_in = pad_to_multiple(y)[None, None]
+        work_height, work_width = working_size(height, width, self.max_side)
+        y_work = to_working_size(y, (work_height, work_width))
+        y_in = pad_to_multiple(y_work)[None, None]
         prepared = time.perf_counter()
         pseudo_ir, fused_y = self.backend.run(y_in, modulation.gamma, modulation.beta)
         inferred = time.perf_counter()
-        pseudo_ir = crop_to(pseudo_ir[0, 0], height, width)
-        fused_y = crop_to(fused_y[0, 0], height, width)
+        pseudo_ir, fused_y = to_frame_size(crop_to(pseudo_ir[0, 0], work_height, work_width),
+                                           crop_to(fused_y[0, 0], work_height, work_width), y_work, y)
         if ycbcr is None:
             fused = to_uint8(fused_y)
         else:

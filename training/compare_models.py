@@ -2,7 +2,7 @@
 
     python -m training.compare_models --checkpoint NAME=PATH [--checkpoint NAME=PATH ...]
         [--sets roadscene_test tno_test msrs_test_128] [--data-root ../shared/data] [--backend torch]
-        [--precision auto] [--text-encoder auto] [--out runs/compare] [--limit N] [--report]
+        [--precision auto] [--text-encoder auto] [--max-side PX] [--out runs/compare] [--limit N] [--report]
 
 For each set (DATA_ROOT/SET with vis/ and ir/) it runs the evaluation of `mnm eval --method model`
 (`mnm_core.evaluation.evaluate`: missing-IR protocol, vifb mode) once per checkpoint, without baselines,
@@ -75,6 +75,7 @@ class Options:
     text_encoder: str
     limit: int | None
     report: bool
+    max_side: int | None
 
 
 @dataclass
@@ -134,7 +135,8 @@ def run_set(name: str, data_root: Path, checkpoints: dict[str, Path], options: O
         try:
             result = evaluate(runs.data, method, options.out / name / run, checkpoint=checkpoint,
                               baselines=method == "visible", report=options.report, text_encoder=options.text_encoder,
-                              backend=options.backend, precision=options.precision, limit=options.limit)
+                              backend=options.backend, precision=options.precision, limit=options.limit,
+                              max_side=options.max_side)
         except DataError as exc:
             runs.failed[run] = str(exc)
         else:
@@ -344,7 +346,8 @@ def write_json(path: Path, sets: dict[str, dict], skipped: dict[str, str], check
                args: argparse.Namespace) -> None:
     """OUT/compare.json: the run's settings, `sets` and `skipped` (means are finite or None: strict JSON)."""
     document = {"data_root": str(args.data_root), "limit": args.limit, "backend": args.backend,
-                "precision": args.precision, "text_encoder": args.text_encoder, "mode": "vifb",
+                "precision": args.precision, "text_encoder": args.text_encoder, "max_side": args.max_side,
+                "mode": "vifb",
                 "checkpoints": {name: str(p) for name, p in checkpoints.items()}, "sets": sets,
                 "skipped_sets": skipped}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -363,6 +366,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fast-path precision; auto = what this machine runs by default")
     parser.add_argument("--text-encoder", default=default["text_encoder"], choices=("auto", "minilm", "none"),
                         help="language conditioning: auto = each checkpoint's own encoder, per image")
+    parser.add_argument("--max-side", type=int, default=None, metavar="PX",
+                        help="longest side the fast path runs at (0 = each image's own size; default: the "
+                             "pipeline's, PipelineConfig.max_side)")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="output folder")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N pairs of each set")
     parser.add_argument("--report", action="store_true", help="also write each evaluation's report.html")
@@ -381,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     checkpoints = dict(args.checkpoint)
-    options = Options(args.out, args.backend, args.precision, args.text_encoder, args.limit, args.report)
+    options = Options(args.out, args.backend, args.precision, args.text_encoder, args.limit, args.report,
+                      args.max_side)
     try:
         check_inputs(checkpoints, args.data_root, args.sets)
         with tqdm(total=len(args.sets) * (1 + len(checkpoints)), desc="compare", unit="run") as progress:

@@ -14,17 +14,20 @@ import importlib.util
 import numpy as np
 import torch
 
-from mnm_core.colour import luminance, rgb_to_ycbcr, ycbcr_to_rgb
+from mnm_core.colour import crop_to, luminance, pad_to_multiple, rgb_to_ycbcr, ycbcr_to_rgb
 from mnm_core.guesses import pseudo_ir_comparison
 from mnm_core.metrics import fused_image_scores, fusion_metrics
 from mnm_core.model import VgiiModel
 from mnm_core.pipeline import to_uint8
+from mnm_core.working_size import to_frame_size, to_working_size, working_size
 from training.data import PairedImage
 
 FUSION_METRICS_AVAILABLE = importlib.util.find_spec("scipy") is not None
 """VIFB's fusion metrics need scipy; the pseudo-IR scores do not (the GPU machine has no scipy)."""
 NIGHT_MEAN_Y = 0.25
 """A validation image whose mean visible luminance is below this counts as a night scene."""
+FULL_FRAME = 1 << 14
+"""`val_max_side` that keeps every frame whole (`--full-frames`)."""
 
 
 def scene_group(y: np.ndarray) -> str:
@@ -39,39 +42,44 @@ def selection_score(scores: dict[str, float]) -> float:
 
 
 def _image_scores(model: VgiiModel, image: PairedImage, feature: torch.Tensor | None,
-                  with_fusion: bool) -> tuple[dict[str, float], tuple[torch.Tensor, ...], str]:
+                  with_fusion: bool, max_side: int) -> tuple[dict[str, float], tuple[torch.Tensor, ...], str]:
     device = model.dictionary.device
     ycbcr = rgb_to_ycbcr(image.vis.astype(np.float32) / 255.0)
-    y = torch.from_numpy(np.ascontiguousarray(ycbcr[..., 0]))[None, None].to(device)
+    y = np.ascontiguousarray(ycbcr[..., 0])
+    y_work = to_working_size(y, working_size(*y.shape, max_side))
     gamma, beta = model.identity_modulation(1) if feature is None else model.modulation(feature.to(device))
-    pseudo_ir, fused_y = model(y, gamma, beta)
-    scores = pseudo_ir_comparison(image.vis, image.ir, to_uint8(pseudo_ir[0, 0].cpu().numpy()))
+    outputs = model(torch.from_numpy(pad_to_multiple(y_work))[None, None].to(device), gamma, beta)
+    pseudo_ir, fused_y = (crop_to(out[0, 0].float().cpu().numpy(), *y_work.shape) for out in outputs)
+    pseudo_ir, fused_y = to_frame_size(pseudo_ir, fused_y, y_work, y)
+    scores = pseudo_ir_comparison(image.vis, image.ir, to_uint8(pseudo_ir))
     if with_fusion:
         fused = ycbcr.copy()
-        fused[..., 0] = fused_y[0, 0].cpu().numpy()
+        fused[..., 0] = fused_y
         scores.update(fused_image_scores(image.vis, image.ir, to_uint8(ycbcr_to_rgb(fused))))
         # the visible image itself as the fused image: the baseline to beat (AG, EI, SF ≥ +10 %)
         visible = fusion_metrics(image.vis, image.ir, image.vis)
         scores.update({f"{name}_visible": value for name, value in visible.items()})
-    ir = torch.from_numpy(image.ir.astype(np.float32) / 255.0)[None, None]
-    return scores, (y.cpu(), pseudo_ir.cpu(), ir, fused_y.cpu()), scene_group(ycbcr[..., 0])
+    ir = image.ir.astype(np.float32) / 255.0
+    rows = tuple(torch.from_numpy(np.ascontiguousarray(a))[None, None] for a in (y, pseudo_ir, ir, fused_y))
+    return scores, rows, scene_group(y)
 
 
 @torch.no_grad()
 def validate(model: VgiiModel, images: list[PairedImage], text_features: torch.Tensor | None,
-             with_fusion: bool = True) -> tuple[dict[str, float], list[torch.Tensor]]:
+             with_fusion: bool = True, max_side: int = 0) -> tuple[dict[str, float], list[torch.Tensor]]:
     """Mean scores over `images`, overall and per group ('day/…', 'night/…'), plus `val_score`.
 
     Pseudo-IR PSNR/SSIM and hotspot_auc, the same for the two trivial guesses (visible Y and 1 − Y),
-    and with `with_fusion` the six VIFB metrics of the colour fused image. Images must already be
-    cropped to multiples of 8 (data.centre_crop). Also returns, for the first four images of the first
-    image's size, grid rows (visible Y, pseudo-IR, real IR, fused Y) for TensorBoard.
+    and with `with_fusion` the six VIFB metrics of the colour fused image. Images of any size; the model
+    runs as the pipeline does, at most `max_side` pixels on the long side (`PipelineConfig.max_side`,
+    0 = each image's own size). Also returns, for the first four images of the first image's size, grid
+    rows (visible Y, pseudo-IR, real IR, fused Y) for TensorBoard.
     """
     per_group: dict[str, dict[str, list[float]]] = {"all": {}, "day": {}, "night": {}}
     rows: list[list[torch.Tensor]] = [[], [], [], []]
     for i, image in enumerate(images):
         feature = None if text_features is None else text_features[i:i + 1]
-        scores, tensors, group = _image_scores(model, image, feature, with_fusion)
+        scores, tensors, group = _image_scores(model, image, feature, with_fusion, max_side)
         for name, value in scores.items():
             for key in ("all", group):
                 per_group[key].setdefault(name, []).append(value)
@@ -87,7 +95,8 @@ def validate(model: VgiiModel, images: list[PairedImage], text_features: torch.T
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Score checkpoints on a training config's validation split: one Markdown row per checkpoint and group."""
+    """Score checkpoints on a training config's validation split: one Markdown row per checkpoint,
+    working size and group."""
     import argparse
     import dataclasses
 
@@ -98,13 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="python -m training.validate --config CFG --checkpoint A [B ...]")
     parser.add_argument("--config", required=True, help="training YAML whose validation split to score on")
     parser.add_argument("--checkpoint", nargs="+", required=True, help="stage-2 checkpoints to compare")
+    parser.add_argument("--max-side", type=int, nargs="+", default=[0], metavar="PX",
+                        help="working sizes to score each checkpoint at (PipelineConfig.max_side; 0 = own size)")
+    parser.add_argument("--full-frames", action="store_true",
+                        help="every held-out pair of the split, whole (not data.val_images centre crops)")
     args = parser.parse_args(argv)
     train_config, data_config, text_config = load_config(args.config)
+    if args.full_frames:
+        data_config = dataclasses.replace(data_config, val_images=0, val_max_side=FULL_FRAME)
     _, val_images = load_data(data_config)
     keys = ("pseudo_ir_ssim", "hotspot_auc", "pseudo_ir_ssim_inv_vis_y", "hotspot_auc_inv_vis_y",
             "pseudo_ir_ssim_vis_y", "hotspot_auc_vis_y")
-    print("| checkpoint | group | n | " + " | ".join(keys) + " | val_score |")
-    print("|---" * (len(keys) + 4) + "|")
+    groups = [scene_group(luminance(im.vis.astype(np.float32) / 255.0)) for im in val_images]
+    print("| checkpoint | max_side | group | n | " + " | ".join(keys) + " | val_score |")
+    print("|---" * (len(keys) + 5) + "|")
     for path in args.checkpoint:
         model, info = load_model(path)
         model = model.float().eval()
@@ -112,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         encoder = create_text_encoder(text, model.config.text_dim)
         features = None if encoder is None else compute_features(
             model, val_images, encoder, text, train_config.text_thumb_size).features
-        scores, _ = validate(model, val_images, features, with_fusion=False)
-        groups = [scene_group(luminance(im.vis.astype(np.float32) / 255.0)) for im in val_images]
-        for group, prefix in (("all", ""), ("day", "day/"), ("night", "night/")):
-            n = len(groups) if group == "all" else groups.count(group)
-            row = " | ".join(f"{scores[prefix + k]:.3f}" for k in keys)
-            print(f"| {path} | {group} | {n} | {row} | {scores['val_score']:.3f} |", flush=True)
+        for max_side in args.max_side:
+            scores, _ = validate(model, val_images, features, with_fusion=False, max_side=max_side)
+            for group, prefix in (("all", ""), ("day", "day/"), ("night", "night/")):
+                n = len(groups) if group == "all" else groups.count(group)
+                row = " | ".join(f"{scores[prefix + k]:.3f}" for k in keys)
+                print(f"| {path} | {max_side} | {group} | {n} | {row} | {scores['val_score']:.3f} |", flush=True)
     return 0
 
 

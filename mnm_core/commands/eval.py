@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", default=default["precision"], choices=get_args(PipelinePrecision),
                         help="fast-path precision for --method model; auto = what this machine runs by default "
                              "(mnm_core.machine)")
+    parser.add_argument("--max-side", type=int, default=None, metavar="PX",
+                        help="longest side the fast path runs at for --method model (0 = each image's own "
+                             "size; default: the pipeline's, PipelineConfig.max_side)")
     parser.add_argument("--mode", choices=MODES, default=default["mode"], help="metric mode (%(default)s)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-baselines", action="store_true", help="do not score the visible/real-ir baselines")
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--checkpoint only applies to --method model, not {args.method}")
     result = evaluate(args.data, args.method, args.out, mode=args.mode, checkpoint=args.checkpoint,
                       baselines=not args.no_baselines, progress=not args.no_progress, report=not args.no_report,
-                      text_encoder=args.text_encoder, backend=args.backend, precision=args.precision)
+                      text_encoder=args.text_encoder, backend=args.backend, precision=args.precision,
+                      max_side=args.max_side)
     print(format_table(result.means, FUSED_KEYS))
     print("\n" + format_table(guess_means(result.means[args.method]), PSEUDO_IR_SCORES))
     print(f"\n{len(result.rows)} images, {len(result.skipped)} skipped (mode {result.mode}); "

@@ -101,13 +101,14 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str = "vifb",
              checkpoint: str | Path | None = None, baselines: bool = True, progress: bool = True,
              report: bool = True, text_encoder: str = "auto", backend: str = EVAL_BACKEND,
-             precision: str = "auto", limit: int | None = None) -> EvalResult:
+             precision: str = "auto", limit: int | None = None, max_side: int | None = None) -> EvalResult:
     """Run `method` over the pairs of `data_dir`, score it, and write the outputs under `out_dir`.
 
     backend, precision: of the model's fast path (the torch backend by default: exact at any size;
     onnxruntime with int8 scores the quantised file).
     baselines: also score `visible` and `real-ir` (metrics only) for the comparison table and chart.
     limit: score only the first `limit` pairs (in name order), for quick checks.
+    max_side: the model's working size (`PipelineConfig.max_side`); None = the pipeline's default.
     Pairs that cannot be loaded or processed are skipped with a reason (logged and in summary.json);
     DataError when no pair at all could be scored.
     """
@@ -121,7 +122,7 @@ def evaluate(data_dir: str | Path, method: str, out_dir: str | Path, mode: str =
     for item in skipped:
         LOGGER.warning("skipped %s: %s", item.name, item.reason)
     available: dict[str, Method] = {"visible": fuse_visible, "real-ir": fuse_real_ir}
-    model = ModelMethod(checkpoint, backend, text_encoder, precision) if method == "model" else None
+    model = ModelMethod(checkpoint, backend, text_encoder, precision, max_side) if method == "model" else None
     if model is not None:
         available["model"] = model
     compared = [method] + ([b for b in BASELINES if b != method] if baselines else [])

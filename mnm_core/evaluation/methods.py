@@ -62,14 +62,16 @@ class ModelMethod:
     """The mnm pipeline as a method: sees the visible image only. Close it (or use `with`) when done."""
 
     def __init__(self, checkpoint: str | Path | None = None, backend: str = EVAL_BACKEND,
-                 text_encoder: str = "auto", precision: str = "auto") -> None:
+                 text_encoder: str = "auto", precision: str = "auto", max_side: int | None = None) -> None:
         """text_encoder: 'auto' = the encoder the checkpoint was trained with; 'none' = identity modulation.
         The modulation is computed synchronously for every image, so results are reproducible.
-        No checkpoint: the embedded model this machine would run (mnm_core.machine)."""
+        No checkpoint: the embedded model this machine would run (mnm_core.machine).
+        max_side: the fast path's working size (`PipelineConfig.max_side`); None = the pipeline's default."""
         from mnm_core.config import PipelineConfig, TextConfig
         from mnm_core.pipeline import Fuser
 
-        config = PipelineConfig(checkpoint=str(checkpoint or ""), backend=backend, precision=precision)
+        config = PipelineConfig(checkpoint=str(checkpoint or ""), backend=backend, precision=precision,
+                                max_side=PipelineConfig().max_side if max_side is None else max_side)
         text = None if text_encoder == "auto" else TextConfig(encoder=text_encoder)
         self.fuser = Fuser.from_config(config, text, synchronous=True)
         self.text_encoder = str(self.fuser.modulation_source.stats().get("encoder", "none"))
