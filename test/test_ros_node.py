@@ -532,7 +532,8 @@ def test_ctrl_c_during_a_long_inference_stops_at_once(ros_env, logs):
     """SIGINT while the shipped small model infers a 960×720 frame on the CPU (seconds): the node exits
     within ~1 s, with code 0 and without "terminate called without an active exception"."""
     log = logs / "ctrl_c.log"
-    process = start_node("/t_stop", {"pipeline.backend": "torch", "text.encoder": "none"}, ros_env, log)
+    process = start_node("/t_stop", {"pipeline.backend": "torch", "pipeline.max_side": 0, "text.encoder": "none"},
+                             ros_env, log)  # max_side 0: the whole 960×720 frame, a long inference
     client = FusionClient("/t_stop")
     try:
         assert client.wait_ready(OUTPUT_TIMEOUT_S, process), log.read_text()
