@@ -389,6 +389,10 @@ class DataConfig:
     """How many held-out images of each training set are scored (validation is kept cheap)."""
     val_max_side: int = 256
     """Validation images are centre-cropped to at most this side (and to a multiple of 8)."""
+    val_working_side: int = 0
+    """Validation runs the model as the pipeline does at this working size (`PipelineConfig.max_side`: the
+    image downscaled to it on its long side, the outputs brought back); 0 = each image at its own size.
+    With whole held-out frames (a large val_max_side) it scores what the node runs."""
 
     def __post_init__(self) -> None:
         if self.val_every < 2:

@@ -51,3 +51,20 @@ def test_the_fuser_runs_large_frames_at_the_working_size() -> None:
     small = native.process(small_frame)  # a frame within max_side runs unchanged
     np.testing.assert_array_equal(working.process(small_frame).pseudo_ir, small.pseudo_ir)
     np.testing.assert_array_equal(working.process(small_frame).fused, small.fused)
+
+
+def test_validation_at_a_working_size_scores_what_the_node_runs() -> None:
+    """training.validate with max_side gives the scores of the Fuser's outputs at that working size."""
+    from mnm_core.guesses import pseudo_ir_comparison
+    from training.data import PairedImage
+    from training.validate import validate
+
+    model = vgii_with_dictionary("tiny")
+    rng = np.random.default_rng(2)
+    vis = cv2.resize(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), (160, 120))
+    ir = cv2.resize(rng.integers(0, 256, (30, 40), dtype=np.uint8), (160, 120))
+    scores, _ = validate(model, [PairedImage(vis, ir, "test", "a")], None, with_fusion=False, max_side=64)
+    node = Fuser(TorchBackend(model), max_side=64).process(vis)
+    expected = pseudo_ir_comparison(vis, ir, node.pseudo_ir)
+    for name in ("pseudo_ir_ssim", "hotspot_auc", "pseudo_ir_psnr"):
+        assert scores[name] == pytest.approx(expected[name], abs=1e-6), name

@@ -288,7 +288,8 @@ def export_checkpoint(ctx: RunContext, model: VgiiModel, info: CheckpointInfo) -
 def _validate_and_log(ctx: RunContext, model: VgiiModel, val_text: torch.Tensor | None, step: int,
                       with_fusion: bool) -> dict[str, float]:
     model.eval()
-    scores, grid = validate(model, ctx.val_images, val_text, with_fusion=with_fusion)
+    scores, grid = validate(model, ctx.val_images, val_text, with_fusion=with_fusion,
+                            max_side=ctx.data.val_working_side)
     model.train()
     ctx.logger.scalars("val", scores, step)
     ctx.logger.images("val/vis_pseudoir_ir_fused", grid, step)
