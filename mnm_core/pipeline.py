@@ -21,7 +21,7 @@ from mnm_core.errors import ConfigError, InputError
 from mnm_core.frames import LAYOUTS, Layout
 from mnm_core.machine import Deployment
 from mnm_core.modulation import Modulation, ModulationSource
-from mnm_core.working_size import to_frame_size, to_working_size, working_size
+from mnm_core.working_size import to_frame_size, to_working_size
 
 LOGGER = logging.getLogger(__name__)
 
@@ -129,7 +129,6 @@ class Fuser:
     def process(self, frame: np.ndarray, layout: Layout = "rgb") -> FuserResult:
         start = time.perf_counter()
         frame = check_frame(frame, layout)
-        height, width = frame.shape[:2]
         if layout == "gray":
             y = frame.astype(np.float32) / 255.0
             rgb = np.repeat(y[:, :, None], 3, axis=2)
@@ -144,14 +143,13 @@ class Fuser:
         if self.synchronous:
             self.modulation_source.refresh()
         modulation = self.modulation_source.current()
-        work_height, work_width = working_size(height, width, self.max_side)
-        y_work = to_working_size(y, (work_height, work_width))
+        y_work = to_working_size(y, self.max_side)
         y_in = pad_to_multiple(y_work)[None, None]
         prepared = time.perf_counter()
         pseudo_ir, fused_y = self.backend.run(y_in, modulation.gamma, modulation.beta)
         inferred = time.perf_counter()
-        pseudo_ir, fused_y = to_frame_size(crop_to(pseudo_ir[0, 0], work_height, work_width),
-                                           crop_to(fused_y[0, 0], work_height, work_width), y_work, y)
+        pseudo_ir, fused_y = to_frame_size(crop_to(pseudo_ir[0, 0], *y_work.shape),
+                                           crop_to(fused_y[0, 0], *y_work.shape), y_work, y)
         if ycbcr is None:
             fused = to_uint8(fused_y)
         else:

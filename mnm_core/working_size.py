@@ -28,11 +28,12 @@ def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def to_working_size(y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """H×W float32 luminance → the working size (area interpolation); the same array when no change."""
-    if y.shape == size:
+def to_working_size(y: np.ndarray, max_side: int) -> np.ndarray:
+    """H×W float32 luminance → its `working_size` (area interpolation); the same array when no change."""
+    height, width = working_size(*y.shape, max_side)
+    if (height, width) == y.shape:
         return y
-    return cv2.resize(y, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def to_frame_size(pseudo_ir: np.ndarray, fused_y: np.ndarray, y_work: np.ndarray,

@@ -29,7 +29,7 @@ def test_the_fused_image_keeps_the_frames_own_detail() -> None:
     """Where the fusion changed nothing at the working size, the fused Y is the frame's Y exactly; a change
     made there comes back upsampled on top of it."""
     y = np.random.default_rng(0).random((96, 128), dtype=np.float32)
-    y_work = to_working_size(y, working_size(96, 128, 64))
+    y_work = to_working_size(y, 64)
     assert y_work.shape == (48, 64)
     pseudo_ir = np.full_like(y_work, 0.25)
     up_ir, fused = to_frame_size(pseudo_ir, y_work.copy(), y_work, y)

@@ -19,7 +19,7 @@ from mnm_core.guesses import pseudo_ir_comparison
 from mnm_core.metrics import fused_image_scores, fusion_metrics
 from mnm_core.model import VgiiModel
 from mnm_core.pipeline import to_uint8
-from mnm_core.working_size import to_frame_size, to_working_size, working_size
+from mnm_core.working_size import to_frame_size, to_working_size
 from training.data import PairedImage
 
 FUSION_METRICS_AVAILABLE = importlib.util.find_spec("scipy") is not None
@@ -46,7 +46,7 @@ def _image_scores(model: VgiiModel, image: PairedImage, feature: torch.Tensor | 
     device = model.dictionary.device
     ycbcr = rgb_to_ycbcr(image.vis.astype(np.float32) / 255.0)
     y = np.ascontiguousarray(ycbcr[..., 0])
-    y_work = to_working_size(y, working_size(*y.shape, max_side))
+    y_work = to_working_size(y, max_side)
     gamma, beta = model.identity_modulation(1) if feature is None else model.modulation(feature.to(device))
     outputs = model(torch.from_numpy(pad_to_multiple(y_work))[None, None].to(device), gamma, beta)
     pseudo_ir, fused_y = (crop_to(out[0, 0].float().cpu().numpy(), *y_work.shape) for out in outputs)
