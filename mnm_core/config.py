@@ -483,6 +483,11 @@ class TrainConfig:
     """Pseudo-IR stage: fraction of each batch trained with the identity modulation (γ = 1, β = 0) instead
     of the text's, so the pseudo-IR is sound before the first text result arrives and the text refines
     it rather than switching it."""
+    train_text_heads: bool = True
+    """Pseudo-IR stage: train the Φγ/Φβ heads. False keeps the heads and the text feature standardisation
+    of `init_from` as they are and trains only REN/RIN/TailNet under them: on this project's CPU budget
+    continuations that moved the heads lost hotspot_auc on tno_test, whose grey night frames get prompts
+    no training frame gets (docs/training.md, 2026-12-02)."""
     text_grey: float = 0.0
     """Pseudo-IR stage: fraction of each batch whose prompt is written from the grey version of its visible
     frame (what a monochrome camera, or TNO's grey night frames, would give), so the Φγ/Φβ heads cannot
@@ -506,6 +511,8 @@ class TrainConfig:
             raise ConfigError(f"text_dropout must be in [0, 1], got {self.text_dropout}")
         if not 0.0 <= self.text_grey <= 1.0:
             raise ConfigError(f"text_grey must be in [0, 1], got {self.text_grey}")
+        if not self.train_text_heads and not self.init_from:
+            raise ConfigError("train_text_heads: false keeps init_from's Φγ/Φβ heads; set train.init_from")
 
 
 __all__ = [

@@ -225,6 +225,25 @@ def test_text_features_follow_the_model_being_trained(tmp_path: Path, pair_root:
     torch.testing.assert_close(final["text_mean"], best["text_mean"])  # the fusion stage keeps them
 
 
+def test_frozen_text_heads_keep_the_init_modulation(tmp_path: Path, pair_root: Path) -> None:
+    """train.train_text_heads false: the pseudo-IR stage trains REN/RIN/TailNet under the init's Φγ/Φβ
+    heads and text standardisation, which come out bit-exact; it needs an init_from to keep them from."""
+    with pytest.raises(ConfigError, match="init_from"):
+        load_config(_config(tmp_path / "no_init", pair_root, encoder="minilm", train_text_heads=False))
+    init = REPO_ROOT / "mnm_core" / "weights" / "mnm_fast.safetensors"
+    config = _config(tmp_path, pair_root, encoder="minilm", preset="fast", init_from=str(init),
+                     train_text_heads=False, text_refresh=True, batch_size=2)
+    result = _train(config, "--stage", "vgii")
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, before = read_checkpoint(init)
+    _, after = read_checkpoint(tmp_path / "run" / "vgii_last.safetensors")
+    kept = [name for name in before if name.split(".")[0] in ("gamma_head", "beta_head", "text_mean", "text_std")]
+    assert len(kept) == 10
+    for name in kept:
+        torch.testing.assert_close(after[name].float(), before[name].float(), rtol=0, atol=0, msg=name)
+    assert not torch.equal(after["ren.init.0.weight"].float(), before["ren.init.0.weight"].float())
+
+
 def test_grey_prompts_change_only_the_colour_sentence() -> None:
     """A colourful frame's grey prompt says "mostly grey"; brightness, contrast and the warm objects of
     I_pir⁰ (the same luminance) are described alike, and the grey rows follow the colour rows."""

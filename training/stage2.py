@@ -103,6 +103,13 @@ def _stage_encoder(ctx: RunContext, model: VgiiModel):
     return create_text_encoder(ctx.text, model.config.text_dim)
 
 
+def _standardise(ctx: RunContext, model: VgiiModel, features: torch.Tensor) -> None:
+    """The model's text feature standardisation from `features`, unless the heads stay as initialised
+    (`train.train_text_heads` False): they were fitted to the init's standardisation."""
+    if ctx.train.train_text_heads:
+        set_standardisation(model, features)
+
+
 def _text_features(ctx: RunContext, model: VgiiModel, extra: dict, encoder):
     """(train, validation) text features, or (None, None) without text; sets the model's feature
     standardisation the first time an encoder is used in this run. Precomputed features (from a data
@@ -121,7 +128,7 @@ def _text_features(ctx: RunContext, model: VgiiModel, extra: dict, encoder):
         train_features, val_features = _encode_prompts(ctx, model, encoder)
         fingerprint = encoder.fingerprint
     if extra["text_encoder"] != fingerprint:
-        set_standardisation(model, train_features)
+        _standardise(ctx, model, train_features)
         extra["text_encoder"] = fingerprint
     return train_features, val_features
 
@@ -142,7 +149,7 @@ def _refresh_text(ctx: RunContext, model: VgiiModel, encoder, extra: dict) -> tu
     """New features from the current model's prompts and their standardisation; kept in the resume state
     so a resumed run continues with exactly these."""
     features = _encode_prompts(ctx, model, encoder)
-    set_standardisation(model, features[0])
+    _standardise(ctx, model, features[0])
     extra["refreshed_text"] = features
     return features
 
@@ -173,7 +180,7 @@ def run_vgii(ctx: RunContext) -> Path:
     model.train()
     model.gate.requires_grad_(False)
     for head in (model.gamma_head, model.beta_head):
-        head.requires_grad_(train_text is not None)
+        head.requires_grad_(train_text is not None and ctx.train.train_text_heads)
     wrapped = wrap(VgiiStep(model, fusion=False), ctx)
     weights = _loss_weights(ctx)
 
