@@ -28,6 +28,7 @@ from mnm_core.errors import DataError
 from mnm_core.evaluation.methods import fuse_real_ir
 from mnm_core.metrics import fused_image_scores
 from mnm_core.pairs import find_pairs, load_pair, read_image
+from training.compare_models import GAIN_KEYS, gain_pct, pct
 
 Rule = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(visible Y, pseudo-IR), both H×W float in 0..255 → fused Y (clipped to 0..255 afterwards)."""
@@ -98,7 +99,7 @@ def table(results: dict[str, dict[str, list[dict[str, float]]]]) -> str:
                  for rule, rows in scores.items()}
         visible = means["visible"]
         for rule in RULES:
-            gains = " | ".join(f"{100 * (means[rule][key] / visible[key] - 1):+.1f} %" for key in ("AG", "EI", "SF"))
+            gains = " | ".join(pct(gain_pct(means[rule][key], visible[key])) for key in GAIN_KEYS)
             lines.append(f"| {set_name} ({len(scores[rule])}) | {rule} | {gains} | {means[rule]['Qcb']:.3f} "
                          f"({means['real-ir']['Qcb']:.3f}) | {means[rule]['fused_hotspot_auc']:.3f} |")
     return "\n".join(lines)
