@@ -244,6 +244,23 @@ def test_frozen_text_heads_keep_the_init_modulation(tmp_path: Path, pair_root: P
     assert not torch.equal(after["ren.init.0.weight"].float(), before["ren.init.0.weight"].float())
 
 
+def test_validate_scores_a_checkpoint_with_and_without_its_text(tmp_path: Path, pair_root: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """`python -m training.validate --text-off` scores under the identity modulation: rows labelled so,
+    and (for a model trained with text) different scores."""
+    from training.validate import main as validate_main
+
+    config = _config(tmp_path, pair_root, encoder="minilm", preset="fast")
+    shipped = str(REPO_ROOT / "mnm_core" / "weights" / "mnm_fast.safetensors")
+    rows = {}
+    for flag in ([], ["--text-off"]):
+        assert validate_main(["--config", str(config), "--checkpoint", shipped, *flag]) == 0
+        rows[bool(flag)] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {shipped}")]
+    assert len(rows[False]) == len(rows[True]) >= 2  # all, and each group with frames
+    assert all(" (text off) | " in row for row in rows[True]) and not any("text off" in row for row in rows[False])
+    assert [row.split(" | ")[4:] for row in rows[False]] != [row.split(" | ")[4:] for row in rows[True]]
+
+
 def test_grey_prompts_change_only_the_colour_sentence() -> None:
     """A colourful frame's grey prompt says "mostly grey"; brightness, contrast and the warm objects of
     I_pir⁰ (the same luminance) are described alike, and the grey rows follow the colour rows."""

@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="working sizes to score each checkpoint at (PipelineConfig.max_side; 0 = own size)")
     parser.add_argument("--full-frames", action="store_true",
                         help="every held-out pair of the split, whole (not data.val_images centre crops)")
+    parser.add_argument("--text-off", action="store_true",
+                        help="score under the identity modulation (γ = 1, β = 0), as `mnm eval --text-encoder none`")
     args = parser.parse_args(argv)
     train_config, data_config, text_config = load_config(args.config)
     if args.full_frames:
@@ -124,16 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.checkpoint:
         model, info = load_model(path)
         model = model.float().eval()
-        text = dataclasses.replace(text_config, encoder=info.text_encoder.split(":")[0] or "none")
+        trained_with = "none" if args.text_off else info.text_encoder.split(":")[0] or "none"
+        text = dataclasses.replace(text_config, encoder=trained_with)
         encoder = create_text_encoder(text, model.config.text_dim)
         features = None if encoder is None else compute_features(
             model, val_images, encoder, text, train_config.text_thumb_size).features
         for max_side in args.max_side:
             scores, _ = validate(model, val_images, features, with_fusion=False, max_side=max_side)
             for group, prefix in (("all", ""), ("day", "day/"), ("night", "night/")):
+                if prefix + keys[0] not in scores:  # a split without frames of this group
+                    continue
                 n = len(groups) if group == "all" else groups.count(group)
                 row = " | ".join(f"{scores[prefix + k]:.3f}" for k in keys)
-                print(f"| {path} | {max_side} | {group} | {n} | {row} | {scores['val_score']:.3f} |", flush=True)
+                label = f"{path} (text off)" if args.text_off else str(path)
+                print(f"| {label} | {max_side} | {group} | {n} | {row} | {scores['val_score']:.3f} |", flush=True)
     return 0
 
 
