@@ -261,9 +261,11 @@ def test_flood_drops_frames_and_latency_stays_bounded(raw_client):
     stamps = []
     flood_s = 4.0
     end = time.monotonic() + flood_s
-    while time.monotonic() < end:  # ~200 Hz, far faster than inference
+    # ~400 Hz: the tiny model takes ~12 ms a frame here, so well over half of the frames must be dropped (the
+    # WARN's threshold, SLOW_DROP_SHARE); at 200 Hz the share was ~55 % and the WARN came in 3 runs of 5
+    while time.monotonic() < end:
         stamps.append(raw_client.send(frames[len(stamps) % 4]))
-        time.sleep(0.005)
+        time.sleep(0.002)
     time.sleep(1.0)
     after = _fresh_diagnostics(raw_client)
     done = [raw_client.results[s] for s in stamps if raw_client.results[s].complete]
@@ -279,7 +281,8 @@ def test_flood_drops_frames_and_latency_stays_bounded(raw_client):
     last = [r.latency_ms for r in done[-(len(done) // 3):]]
     assert statistics.median(last) < flood_s * 1e3 / 4, last
     # and the diagnostics say so, with the reason
-    assert any(level == 1 and "inference slower than the camera" in message for level, message in raw_client.statuses)
+    assert any(level == 1 and "inference slower than the camera" in message
+               for level, message in raw_client.statuses), (after, raw_client.statuses[-6:])
 
 
 def test_large_frames_arrive(raw_client):
