@@ -27,6 +27,7 @@ from tqdm import tqdm
 from mnm_core.errors import DataError
 from mnm_core.evaluation.methods import fuse_real_ir
 from mnm_core.metrics import fused_image_scores
+from mnm_core.metrics.hotspot import float_gray
 from mnm_core.pairs import find_pairs, load_pair, read_image
 from training.compare_models import GAIN_KEYS, gain_pct, pct
 
@@ -64,10 +65,8 @@ RULES: dict[str, Rule] = {
 
 def fuse_luminance(vis: np.ndarray, fused_y: np.ndarray) -> np.ndarray:
     """The visible image (uint8, gray or RGB) with its BT.601 Y replaced by `fused_y`, chroma kept."""
-    visf = vis.astype(np.float64)
-    y = visf if vis.ndim == 2 else visf @ np.array([0.299, 0.587, 0.114])
-    change = np.clip(fused_y, 0.0, 255.0) - y
-    fused = visf + (change if vis.ndim == 2 else change[..., None])
+    change = np.clip(fused_y, 0.0, 255.0) - float_gray(vis)
+    fused = vis.astype(np.float64) + (change if vis.ndim == 2 else change[..., None])
     return np.clip(np.floor(fused + 0.5), 0, 255).astype(np.uint8)
 
 
@@ -81,10 +80,7 @@ def score_set(data_dir: Path, pseudo_ir_dir: Path, limit: int | None) -> dict[st
     for pair in tqdm(pairs, desc=data_dir.name, unit="img"):
         loaded = load_pair(pair)
         vis, ir = loaded.vis, loaded.ir
-        pseudo_ir = read_image(pseudo_ir_dir / f"{pair.name}.png").astype(np.float64)
-        if pseudo_ir.ndim == 3:
-            pseudo_ir = pseudo_ir.mean(axis=2)
-        y = vis.astype(np.float64) if vis.ndim == 2 else vis.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        y, pseudo_ir = float_gray(vis), float_gray(read_image(pseudo_ir_dir / f"{pair.name}.png"))
         for name, rule in RULES.items():
             scores[name].append(fused_image_scores(vis, ir, fuse_luminance(vis, rule(y, pseudo_ir))))
         scores["real-ir"].append(fused_image_scores(vis, ir, fuse_real_ir(vis, ir).fused))
