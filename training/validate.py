@@ -126,11 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.checkpoint:
         model, info = load_model(path)
         model = model.float().eval()
-        trained_with = "none" if args.text_off else info.text_encoder.split(":")[0] or "none"
-        text = dataclasses.replace(text_config, encoder=trained_with)
+        encoder_name = "none" if args.text_off else info.text_encoder.split(":")[0] or "none"
+        text = dataclasses.replace(text_config, encoder=encoder_name)
         encoder = create_text_encoder(text, model.config.text_dim)
         features = None if encoder is None else compute_features(
             model, val_images, encoder, text, train_config.text_thumb_size).features
+        label = f"{path} (text off)" if args.text_off else str(path)
         for max_side in args.max_side:
             scores, _ = validate(model, val_images, features, with_fusion=False, max_side=max_side)
             for group, prefix in (("all", ""), ("day", "day/"), ("night", "night/")):
@@ -138,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 n = len(groups) if group == "all" else groups.count(group)
                 row = " | ".join(f"{scores[prefix + k]:.3f}" for k in keys)
-                label = f"{path} (text off)" if args.text_off else str(path)
                 print(f"| {label} | {max_side} | {group} | {n} | {row} | {scores['val_score']:.3f} |", flush=True)
     return 0
 
