@@ -486,13 +486,17 @@ class TrainConfig:
     train_text_heads: bool = True
     """Pseudo-IR stage: train the Φγ/Φβ heads. False keeps the heads and the text feature standardisation
     of `init_from` as they are and trains only REN/RIN/TailNet under them: on this project's CPU budget
-    continuations that moved the heads lost hotspot_auc on tno_test, whose grey night frames get prompts
-    no training frame gets (docs/training.md, 2026-12-02)."""
+    continuations that moved the heads lost hotspot_auc on tno_test, whose prompts are mostly those of
+    RoadScene's grey day frames, where the same heads cost accuracy (docs/training.md, 2026-12-02)."""
     text_grey: float = 0.0
     """Pseudo-IR stage: fraction of each batch whose prompt is written from the grey version of its visible
     frame (what a monochrome camera, or TNO's grey night frames, would give), so the Φγ/Φβ heads cannot
     tell the dataset, and with it day or night, from the colour sentence alone. The luminance, and with
     it the pseudo-IR, is the same either way: only the prompt changes."""
+    night_exposure: float = 0.0
+    """Pseudo-IR stage: fraction of each batch's dark frames (training/exposure.py) seen as an auto-exposing
+    camera gives them, brightened by a gamma fixed per image, with the exposed frame's prompt (grey for
+    the `text_grey` part); the IR target is the same."""
     budget_s: float = 0.0
     """Wall-clock budget of the whole run in seconds (0 = none: the step counts alone decide). With a
     budget each stage ends at its share of it (budget_split) or at its step count, whichever comes
@@ -511,6 +515,8 @@ class TrainConfig:
             raise ConfigError(f"text_dropout must be in [0, 1], got {self.text_dropout}")
         if not 0.0 <= self.text_grey <= 1.0:
             raise ConfigError(f"text_grey must be in [0, 1], got {self.text_grey}")
+        if not 0.0 <= self.night_exposure <= 1.0:
+            raise ConfigError(f"night_exposure must be in [0, 1], got {self.night_exposure}")
         if not self.train_text_heads and not self.init_from:
             raise ConfigError("train_text_heads: false keeps init_from's Φγ/Φβ heads; set train.init_from")
 

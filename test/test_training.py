@@ -225,6 +225,33 @@ def test_text_features_follow_the_model_being_trained(tmp_path: Path, pair_root:
     torch.testing.assert_close(final["text_mean"], best["text_mean"])  # the fusion stage keeps them
 
 
+def test_night_exposure_trains_on_exposed_dark_frames_with_their_prompts(tmp_path: Path, pair_root: Path) -> None:
+    """train.night_exposure on dark frames: the run trains, and its prompt rows hold the exposed block
+    (colour and grey) after the colour and grey rows, describing brighter frames than the dark originals."""
+    from PIL import Image
+
+    dark_root = tmp_path / "dark"
+    for vis_path, ir_path in find_pairs(pair_root / "synth_a", "mnm") + find_pairs(pair_root / "synth_val", "mnm"):
+        set_name = vis_path.parent.parent.name
+        for folder, path, scale in (("vis", vis_path, 0.15), ("ir", ir_path, 1.0)):
+            (dark_root / set_name / folder).mkdir(parents=True, exist_ok=True)
+            array = (np.asarray(Image.open(path)) * scale).astype(np.uint8)
+            Image.fromarray(array).save(dark_root / set_name / folder / path.name)
+    init = REPO_ROOT / "mnm_core" / "weights" / "mnm_fast.safetensors"
+    config = _config(tmp_path, dark_root, encoder="minilm", preset="fast", init_from=str(init), text_refresh=True,
+                     text_grey=0.5, night_exposure=1.0, batch_size=2)
+    values = yaml.safe_load(config.read_text())
+    values["data"]["train_sets"] = ["synth_a"]
+    config.write_text(yaml.safe_dump(values))
+    result = _train(config, "--stage", "vgii")
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_state(tmp_path / "run" / "vgii_state.pt")
+    train_features, _ = state["extra"]["refreshed_text"]
+    assert train_features.shape == (4 * 4, 384)
+    colour, grey, exposed, exposed_grey = train_features.split(4)
+    assert not torch.allclose(colour, exposed) and not torch.allclose(grey, exposed_grey)
+
+
 def test_frozen_text_heads_keep_the_init_modulation(tmp_path: Path, pair_root: Path) -> None:
     """train.train_text_heads false: the pseudo-IR stage trains REN/RIN/TailNet under the init's Φγ/Φβ
     heads and text standardisation, which come out bit-exact; it needs an init_from to keep them from."""

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from mnm_core.colour import luminance  # noqa: E402
 from mnm_core.errors import DataError  # noqa: E402
 from training.data import PairedImage  # noqa: E402
+from training.exposure import night_exposure_gammas  # noqa: E402
 
 PACK_VERSION = 1
 
@@ -137,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     encoder = create_text_encoder(text_config, model.config.text_dim)
     if encoder is not None:
         model.float().eval()
+        exposure = night_exposure_gammas(train, train_config.seed) if train_config.night_exposure > 0 else None
         train_text = compute_features(model, train, encoder, text_config, train_config.text_thumb_size,
-                                      with_grey=train_config.text_grey > 0)
+                                      with_grey=train_config.text_grey > 0, exposure=exposure)
         val_text = compute_features(model, val, encoder, text_config, train_config.text_thumb_size)
         features = (train_text.features, val_text.features, train_text.fingerprint)
     out = write_pack(Path(args.out), train, val, features)

@@ -18,8 +18,10 @@ from mnm_core.config import FusionRule
 from mnm_core.dictionary import synthesize
 from mnm_core.errors import ConfigError
 from mnm_core.model import VgiiModel
+from training.exposure import expose_luminance
 from training.losses import PseudoIrOutput, fusion_loss, pseudo_ir_loss
 from training.stages import (
+    EXPOSURE_STREAM,
     GREY_STREAM,
     RunContext,
     autocast,
@@ -29,7 +31,13 @@ from training.stages import (
     train_loop,
     wrap,
 )
-from training.text_features import compute_features, create_text_encoder, set_standardisation
+from training.text_features import (
+    compute_features,
+    create_text_encoder,
+    prompt_count,
+    prompt_rows,
+    set_standardisation,
+)
 from training.validate import FUSION_METRICS_AVAILABLE, validate
 
 LOGGER = logging.getLogger(__name__)
@@ -116,10 +124,11 @@ def _text_features(ctx: RunContext, model: VgiiModel, extra: dict, encoder):
     pack, or refreshed features in the resume state) are used as they are."""
     if ctx.text_features is not None:
         train_features, val_features, fingerprint = ctx.text_features
-        expected = len(ctx.sampler.images) * (2 if ctx.train.text_grey > 0 else 1)
+        expected = prompt_count(len(ctx.sampler.images), ctx.train.text_grey > 0, ctx.exposure is not None)
         if len(train_features) != expected:
             raise ConfigError(f"the data pack holds {len(train_features)} training text features, this run needs "
-                              f"{expected} (train.text_grey adds a grey prompt per image): pack with this config")
+                              f"{expected} (train.text_grey and train.night_exposure add prompts per image): "
+                              "pack with this config")
     elif "refreshed_text" in extra:
         return extra["refreshed_text"]
     elif encoder is None:
@@ -138,7 +147,7 @@ def _encode_prompts(ctx: RunContext, model: VgiiModel, encoder) -> tuple[torch.T
     was_training = model.training
     model.eval()
     train_text = compute_features(model, ctx.sampler.images, encoder, ctx.text, ctx.train.text_thumb_size,
-                                  with_grey=ctx.train.text_grey > 0)
+                                  with_grey=ctx.train.text_grey > 0, exposure=ctx.exposure)
     val_text = compute_features(model, ctx.val_images, encoder, ctx.text, ctx.train.text_thumb_size)
     model.train(was_training)
     LOGGER.info("text encoder %s; first prompt: %s", encoder.fingerprint, train_text.prompts[0])
@@ -186,9 +195,13 @@ def run_vgii(ctx: RunContext) -> Path:
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         vis, ir, idx = ctx.batch("vgii", step)
-        if ctx.train.text_grey > 0:  # rows len(images) on hold the grey prompts (compute_features)
-            idx = idx + len(ctx.sampler.images) * ctx.sample_mask("vgii", step, ctx.train.text_grey, GREY_STREAM)
-        feature = None if train_text is None else train_text[idx].to(ctx.device)
+        grey = ctx.sample_mask("vgii", step, ctx.train.text_grey, GREY_STREAM) if ctx.train.text_grey > 0 else None
+        exposed = None
+        if ctx.exposure is not None:
+            exposed = ctx.sample_mask("vgii", step, ctx.train.night_exposure, EXPOSURE_STREAM) & (ctx.exposure[idx] < 1)
+            vis = expose_luminance(vis, ctx.exposure[idx], exposed)
+        rows = prompt_rows(idx, len(ctx.sampler.images), grey, exposed, with_grey=ctx.train.text_grey > 0)
+        feature = None if train_text is None else train_text[rows].to(ctx.device)
         identity = ctx.sample_mask("vgii", step, ctx.train.text_dropout) if ctx.train.text_dropout > 0 else None
         with torch.no_grad():
             teacher = None if teacher_net is None else teacher_net.encode(ir, "ir", dictionary)

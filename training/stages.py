@@ -12,6 +12,7 @@ the batches an uninterrupted one would.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from mnm_core.dictionary import DictionaryStatistics
 from mnm_core.errors import CheckpointError
 from mnm_core.model import JsrlModel
 from training.data import CropSampler, PairedImage
+from training.exposure import night_exposure_gammas
 from training.logging_utils import RunLogger, StopFlag, load_state, save_state
 from training.losses import jsrl_loss
 
@@ -38,6 +40,8 @@ IDENTITY_STREAM = 0x5EED
 """Random stream of `RunContext.sample_mask` for the samples trained with the identity modulation."""
 GREY_STREAM = 0x6EE7
 """Random stream of `RunContext.sample_mask` for the samples whose prompt is their grey one."""
+EXPOSURE_STREAM = 0xE7905E
+"""Random stream of `RunContext.sample_mask` for the samples seen as an auto-exposing camera gives them."""
 
 
 class TrainingStoppedError(Exception):
@@ -74,6 +78,13 @@ class RunContext:
     def generator(self, stage: str, step: int) -> torch.Generator:
         seed = ((self.train.seed * 1_000_003 + STAGE_IDS[stage]) * 10_000_019 + step) * 64 + self.rank
         return torch.Generator().manual_seed(seed)
+
+    @functools.cached_property
+    def exposure(self) -> torch.Tensor | None:
+        """Each training image's night-exposure γ (training/exposure.py), or None without train.night_exposure."""
+        if self.train.night_exposure <= 0:
+            return None
+        return night_exposure_gammas(self.sampler.images, self.train.seed)
 
     def batch(self, stage: str, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         vis, ir, idx = self.sampler.sample(self.train.batch_size, self.generator(stage, step))

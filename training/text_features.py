@@ -18,6 +18,7 @@ from mnm_core.config import TextConfig
 from mnm_core.errors import ConfigError
 from mnm_core.model import VgiiModel
 from training.data import PairedImage
+from training.exposure import expose
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,29 +60,55 @@ def create_text_encoder(config: TextConfig, text_dim: int):
 
 @torch.no_grad()
 def compute_features(model: VgiiModel, images: list[PairedImage], encoder, config: TextConfig,
-                     thumb_size: int, batch: int = 32, with_grey: bool = False) -> TextFeatures:
+                     thumb_size: int, batch: int = 32, with_grey: bool = False,
+                     exposure: torch.Tensor | None = None) -> TextFeatures:
     """Each image's prompt as the node writes it (`describe_frame`: thumbnail, I_pir⁰, words), encoded
-    in batches.
+    in batches, each distinct prompt once.
 
-    `with_grey` appends the rows of the grey prompts (the image's luminance as a grey RGB image), so
-    image i's grey prompt is row i + len(images) (see `train.text_grey`).
+    `with_grey` appends the rows of the grey prompts (the image's luminance as a grey RGB image), and
+    `exposure` (one γ per image, training/exposure.py) a block of the exposed frames' prompts (colour, then
+    grey with `with_grey`): `prompt_rows` gives a sample's row in that layout.
     """
     from tqdm import tqdm
 
     from mnm_core.text.frame_prompt import describe_frame
 
-    colour_prompts: list[str] = []
-    grey_prompts: list[str] = []
-    for image in tqdm(images, desc="prompts", leave=False):
+    columns: list[list[str]] = []
+    for i, image in enumerate(tqdm(images, desc="prompts", leave=False)):
         rgb = image.vis.astype(np.float32) / 255.0
-        colour_prompts.append(describe_frame(model, rgb, config.prompt_style, thumb_size))
-        if with_grey:
-            grey = np.repeat(luminance(rgb)[..., None], 3, axis=2)
-            grey_prompts.append(describe_frame(model, grey, config.prompt_style, thumb_size))
-    prompts = colour_prompts + grey_prompts
-    rows = [encoder.encode(prompts[i:i + batch]) for i in range(0, len(prompts), batch)]
-    features = torch.from_numpy(np.concatenate(rows).astype(np.float32))
+        frames = _with_grey(rgb, with_grey)
+        if exposure is not None:
+            frames += _with_grey(expose(rgb, float(exposure[i])), with_grey)
+        columns.append([describe_frame(model, frame, config.prompt_style, thumb_size) for frame in frames])
+    prompts = [column[k] for k in range(len(columns[0]) if columns else 0) for column in columns]
+    distinct = sorted(set(prompts))
+    rows = np.concatenate([encoder.encode(distinct[i:i + batch]) for i in range(0, len(distinct), batch)]) \
+        if distinct else np.zeros((0, encoder.dim), np.float32)
+    row_of = {prompt: row for row, prompt in enumerate(distinct)}
+    features = torch.from_numpy(rows[[row_of[prompt] for prompt in prompts]].astype(np.float32))
     return TextFeatures(features, encoder.fingerprint, prompts)
+
+
+def _with_grey(rgb: np.ndarray, with_grey: bool) -> list[np.ndarray]:
+    """[the frame] or [the frame, its luminance as a grey RGB frame]."""
+    return [rgb, np.repeat(luminance(rgb)[..., None], 3, axis=2)] if with_grey else [rgb]
+
+
+def prompt_count(count: int, with_grey: bool, with_exposure: bool) -> int:
+    """How many rows `compute_features` gives for `count` images."""
+    return count * (2 if with_grey else 1) * (2 if with_exposure else 1)
+
+
+def prompt_rows(images: torch.Tensor, count: int, grey: torch.Tensor | None, exposed: torch.Tensor | None,
+                with_grey: bool) -> torch.Tensor:
+    """Each sample's row in `compute_features`' layout for `count` images: its image index, moved to the
+    grey rows where `grey` and to the exposed block where `exposed` (masks, or None for none)."""
+    rows = images.clone()
+    if grey is not None:
+        rows += count * grey
+    if exposed is not None:
+        rows += count * (2 if with_grey else 1) * exposed
+    return rows
 
 
 def set_standardisation(model: VgiiModel, features: torch.Tensor) -> None:
