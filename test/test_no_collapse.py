@@ -59,12 +59,13 @@ def test_text_moves_the_pseudo_ir_by_a_bounded_amount(outputs: dict, name: str, 
     """The pseudo-IR with the text modulation stays within MAX_MODULATION_SHIFT of the identity's.
 
     Known failure, kept visible (strict): on the synthetic colour ramp, which holds nothing warm, the `fast`
-    model's text moves the pseudo-IR by 84/255 (its identity pseudo-IR is a bright ramp, the modulated
+    model's text moves the pseudo-IR by 69/255 (its identity pseudo-IR is a bright ramp, the modulated
     one nearly flat and dark). Since the continued `fast` (identity batches, `train.text_dropout`) shipped
-    on 2026-12-01 the other images pass: portrait 8, indoor 16, logo 16 /255 (the model before: 41–117).
+    on 2026-12-01 the other images pass: with the `fast` shipped on 2026-12-02 portrait 6, indoor 18,
+    logo 17 /255 (2026-12-01: 8, 16, 16 and 84 for the ramp; the model before: 41–117).
     """
     if request.node.callspec.params["outputs"] == "fast" and name == "synthetic":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="fast: text moves the synthetic ramp by 84/255"))
+        request.applymarker(pytest.mark.xfail(strict=True, reason="fast: text moves the synthetic ramp by 69/255"))
     modulated, identity = outputs[name]
     shift = np.abs(modulated - identity).mean()
     assert shift <= MAX_MODULATION_SHIFT, f"{name}: the text modulation moved the pseudo-IR by {shift:.1f}"
