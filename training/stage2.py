@@ -198,8 +198,9 @@ def run_vgii(ctx: RunContext) -> Path:
         grey = ctx.sample_mask("vgii", step, ctx.train.text_grey, GREY_STREAM) if ctx.train.text_grey > 0 else None
         exposed = None
         if ctx.exposure is not None:
-            exposed = ctx.sample_mask("vgii", step, ctx.train.night_exposure, EXPOSURE_STREAM) & (ctx.exposure[idx] < 1)
-            vis = expose_luminance(vis, ctx.exposure[idx], exposed)
+            gammas = ctx.exposure[idx]
+            exposed = ctx.sample_mask("vgii", step, ctx.train.night_exposure, EXPOSURE_STREAM) & (gammas < 1)
+            vis = expose_luminance(vis, gammas, exposed)
         rows = prompt_rows(idx, len(ctx.sampler.images), grey, exposed, with_grey=ctx.train.text_grey > 0)
         feature = None if train_text is None else train_text[rows].to(ctx.device)
         identity = ctx.sample_mask("vgii", step, ctx.train.text_dropout) if ctx.train.text_dropout > 0 else None

@@ -80,7 +80,7 @@ def compute_features(model: VgiiModel, images: list[PairedImage], encoder, confi
         if exposure is not None:
             frames += _with_grey(expose(rgb, float(exposure[i])), with_grey)
         columns.append([describe_frame(model, frame, config.prompt_style, thumb_size) for frame in frames])
-    prompts = [column[k] for k in range(len(columns[0]) if columns else 0) for column in columns]
+    prompts = [prompt for block in zip(*columns, strict=True) for prompt in block]  # block: one variant of every image
     distinct = sorted(set(prompts))
     rows = np.concatenate([encoder.encode(distinct[i:i + batch]) for i in range(0, len(distinct), batch)]) \
         if distinct else np.zeros((0, encoder.dim), np.float32)
