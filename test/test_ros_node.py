@@ -448,11 +448,15 @@ def test_oversized_frames_are_rejected_before_anything_is_allocated(raw_client, 
     before = _fresh_diagnostics(raw_client)
     peak = _peak_rss_mb(raw_node)
     huge = array_to_image(np.zeros((3000, 4000, 3), np.uint8), "rgb8")
-    for _ in range(3):
+
+    def rejected() -> bool:
+        return _counter(raw_client, "rejected_too_large") > int(before.get("rejected_too_large", 0))
+
+    for _ in range(6):  # 36 MB is over half the 64 MB segment: such samples are lost now and then (profile notes)
         raw_client.send(huge)
-        time.sleep(0.5)
-    assert raw_client.wait_for(lambda: _counter(raw_client, "rejected_too_large") > int(
-        before.get("rejected_too_large", 0)), 10.0), raw_client.latest_diagnostics()
+        if raw_client.wait_for(rejected, 5.0):
+            break
+    assert rejected(), raw_client.latest_diagnostics()
     assert _send_and_wait(raw_client, array_to_image(_scene(48, 64, seed=6), "rgb8")).fused.width == 64
     assert _peak_rss_mb(raw_node) - peak < 300, "a refused frame must not reach inference"
     assert (logs / "raw.log").read_text().count("4000×3000 frame has 12000000 pixels") == 1
