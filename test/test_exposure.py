@@ -50,6 +50,15 @@ def test_only_dark_frames_are_exposed_each_with_its_own_fixed_gamma() -> None:
             assert TARGET_MEANS[0] - 1e-3 < (y.astype(np.float64) ** gamma).mean() < TARGET_MEANS[1] + 1e-3
 
 
+def test_a_packed_image_gets_the_gamma_of_its_colour_original() -> None:
+    """The GPU run reads 8-bit Y from its pack where a CPU run reads RGB: both must expose alike."""
+    from training.pack import gray_pair
+
+    images = [_pair(0.08, k, f"dark{k}") for k in range(4)]
+    torch.testing.assert_close(night_exposure_gammas([gray_pair(image) for image in images], seed=5),
+                               night_exposure_gammas(images, seed=5), rtol=0, atol=0)
+
+
 def test_exposure_raises_luminance_and_keeps_the_hue() -> None:
     rgb = _pair(0.05, 5, "a").vis.astype(np.float32) / 255
     exposed = expose(rgb, 0.4)

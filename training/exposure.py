@@ -44,9 +44,11 @@ def gamma_for_mean(y: np.ndarray, target: float, iterations: int = 40) -> float:
 
 
 def _luminance01(vis: np.ndarray) -> np.ndarray:
-    """Luminance in [0, 1] of a uint8 visible image (H×W×3 RGB, or H×W Y as packed)."""
-    vis = vis.astype(np.float32) / 255.0
-    return luminance(vis) if vis.ndim == 3 else vis
+    """Luminance in [0, 1] of a uint8 visible image (H×W×3 RGB, or H×W Y as packed), on the 8-bit levels a
+    pack stores (training/pack.py's gray_pair), so an image gets the same γ from either form."""
+    if vis.ndim == 2:
+        return vis.astype(np.float32) / 255.0
+    return np.round(luminance(vis.astype(np.float32) / 255.0) * 255.0) / 255.0
 
 
 def night_exposure_gammas(images: list[PairedImage], seed: int) -> torch.Tensor:
