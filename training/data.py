@@ -45,6 +45,14 @@ class PairedImage:
     """The (visible, infrared) files the pair was read from, if any."""
 
 
+def luminance_u8(vis: np.ndarray) -> np.ndarray:
+    """The 8-bit luminance (H×W uint8) of a uint8 visible image: what a pack stores for an RGB image, and
+    the H×W luminance itself when the image is already packed."""
+    if vis.ndim == 2:
+        return vis
+    return np.round(luminance(vis.astype(np.float32) / 255.0) * 255.0).astype(np.uint8)
+
+
 def find_pairs(set_dir: Path, layout: str) -> list[tuple[Path, Path]]:
     """(visible, infrared) paths of every pair below `set_dir` in `layout`, sorted.
 

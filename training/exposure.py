@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mnm_core.colour import luminance
-from training.data import PairedImage
+from training.data import PairedImage, luminance_u8
 
 DARK_MEAN = 0.25
 """Frames whose mean luminance is below this are night frames an auto-exposing camera would brighten."""
@@ -43,21 +43,13 @@ def gamma_for_mean(y: np.ndarray, target: float, iterations: int = 40) -> float:
     return 0.5 * (low + high)
 
 
-def _luminance01(vis: np.ndarray) -> np.ndarray:
-    """Luminance in [0, 1] of a uint8 visible image (H×W×3 RGB, or H×W Y as packed), on the 8-bit levels a
-    pack stores (training/pack.py's gray_pair), so an image gets the same γ from either form."""
-    if vis.ndim == 2:
-        return vis.astype(np.float32) / 255.0
-    return np.round(luminance(vis.astype(np.float32) / 255.0) * 255.0) / 255.0
-
-
 def night_exposure_gammas(images: list[PairedImage], seed: int) -> torch.Tensor:
     """One γ per image: < 1 for the dark ones (to a target mean drawn from TARGET_MEANS), 1 for the rest."""
     rng = np.random.default_rng(seed)
     gammas = []
     for image in images:
         target = rng.uniform(*TARGET_MEANS)  # drawn for every image: an image's γ does not depend on the others
-        y = _luminance01(image.vis)
+        y = luminance_u8(image.vis).astype(np.float32) / 255.0  # 8-bit, as packed: the same γ either way
         gammas.append(gamma_for_mean(y, target) if y.mean() < DARK_MEAN else 1.0)
     return torch.tensor(gammas, dtype=torch.float32)
 

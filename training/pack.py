@@ -27,9 +27,8 @@ if str(REPO_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mnm_core.colour import luminance  # noqa: E402
 from mnm_core.errors import DataError  # noqa: E402
-from training.data import PairedImage  # noqa: E402
+from training.data import PairedImage, luminance_u8  # noqa: E402
 from training.exposure import night_exposure_gammas  # noqa: E402
 
 PACK_VERSION = 1
@@ -66,8 +65,7 @@ def _decode(data: np.ndarray) -> np.ndarray:
 
 def gray_pair(image: PairedImage) -> PairedImage:
     """The pair with its visible image reduced to 8-bit luminance (what the networks see)."""
-    y = luminance(image.vis.astype(np.float32) / 255.0)
-    return PairedImage(np.round(y * 255.0).astype(np.uint8), image.ir, image.set_name, image.name)
+    return PairedImage(luminance_u8(image.vis), image.ir, image.set_name, image.name)
 
 
 def write_pack(path: Path, train: list[PairedImage], val: list[PairedImage],
