@@ -31,6 +31,20 @@ def random_dictionary(n_atoms: int, atom_size: int, seed: int = 0) -> torch.Tens
     return atoms / atoms.flatten(1).norm(dim=1)[:, None, None]
 
 
+def write_tiny_checkpoint(path: Path, seed: int, config=None) -> dict[str, torch.Tensor]:
+    """A `tiny` VgiiModel with random weights of `seed`, saved to `path`; returns its state."""
+    from mnm_core.checkpoint import CheckpointInfo, save_checkpoint
+    from mnm_core.config import preset
+    from mnm_core.model import VgiiModel
+
+    config = config or preset("tiny")
+    torch.manual_seed(seed)
+    model = VgiiModel(config)
+    model.set_dictionary(random_dictionary(config.n_atoms, config.atom_size))
+    save_checkpoint(path, model, CheckpointInfo("vgii", "tiny", config, extra={"seed": seed}))
+    return model.state_dict()
+
+
 def write_pair(vis_dir: Path, ir_dir: Path, name: str, rng: np.random.Generator, size: int = 40) -> None:
     """A smooth random RGB image and an 'IR' image that is its inverted luminance plus a warm blob."""
     from PIL import Image

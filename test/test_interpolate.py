@@ -7,27 +7,17 @@ import dataclasses
 import pytest
 import torch
 
-from mnm_core.checkpoint import CheckpointInfo, load_model, save_checkpoint
+from mnm_core.checkpoint import load_model
 from mnm_core.config import preset
 from mnm_core.errors import CheckpointError
-from mnm_core.model import VgiiModel
-from test.conftest import random_dictionary
+from test.conftest import write_tiny_checkpoint
 from training.interpolate import interpolate
-
-
-def write_tiny(path, seed: int, config=None):
-    config = config or preset("tiny")
-    torch.manual_seed(seed)
-    model = VgiiModel(config)
-    model.set_dictionary(random_dictionary(config.n_atoms, config.atom_size))
-    save_checkpoint(path, model, CheckpointInfo("vgii", "tiny", config, extra={"seed": seed}))
-    return model.state_dict()
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.25, 1.0])
 def test_interpolation_is_the_weighted_mean(tmp_path, alpha):
-    start = write_tiny(tmp_path / "a.safetensors", seed=1)
-    end = write_tiny(tmp_path / "b.safetensors", seed=2)
+    start = write_tiny_checkpoint(tmp_path / "a.safetensors", seed=1)
+    end = write_tiny_checkpoint(tmp_path / "b.safetensors", seed=2)
     out = interpolate(tmp_path / "a.safetensors", tmp_path / "b.safetensors", alpha, tmp_path / "m.safetensors")
     model, info = load_model(out, preset="tiny")
     assert info.extra["interpolated"]["alpha"] == alpha and info.extra["from_extra"] == {"seed": 1}
@@ -40,9 +30,9 @@ def test_interpolation_is_the_weighted_mean(tmp_path, alpha):
 
 
 def test_different_models_are_refused(tmp_path):
-    write_tiny(tmp_path / "a.safetensors", seed=1)
+    write_tiny_checkpoint(tmp_path / "a.safetensors", seed=1)
     wider = dataclasses.replace(preset("tiny"), n_atoms=preset("tiny").n_atoms * 2)
-    write_tiny(tmp_path / "b.safetensors", seed=2, config=wider)
+    write_tiny_checkpoint(tmp_path / "b.safetensors", seed=2, config=wider)
     with pytest.raises(CheckpointError, match="model_config"):
         interpolate(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 0.5, tmp_path / "m.safetensors")
     with pytest.raises(ValueError, match="alpha"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -27,18 +28,18 @@ from mnm_core.checkpoint import CheckpointInfo, load_model, read_checkpoint, sav
 from mnm_core.errors import CheckpointError
 
 
-def interpolate_tensors(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
-                        alpha: float) -> dict[str, torch.Tensor]:
-    """(1 − α)·start + α·end per floating tensor (in fp32); other tensors must be equal and are kept."""
+def average_tensors(states: Sequence[dict[str, torch.Tensor]],
+                    weights: Sequence[float]) -> dict[str, torch.Tensor]:
+    """Σᵢ wᵢ·θᵢ per floating tensor (in fp32); other tensors must be equal in every state and are kept."""
     mixed = {}
-    for name, first in start.items():
-        second = end[name]
+    for name, first in states[0].items():
+        tensors = [state[name] for state in states]
         if first.is_floating_point():
-            mixed[name] = torch.lerp(first.float(), second.float(), alpha)
-        elif torch.equal(first, second):
+            mixed[name] = sum(w * t.float() for w, t in zip(weights, tensors))
+        elif all(torch.equal(first, t) for t in tensors[1:]):
             mixed[name] = first
         else:
-            raise CheckpointError(f"tensor {name!r} ({first.dtype}) differs and cannot be interpolated")
+            raise CheckpointError(f"tensor {name!r} ({first.dtype}) differs and cannot be averaged")
     return mixed
 
 
@@ -60,7 +61,7 @@ def interpolate(start_path: Path, end_path: Path, alpha: float, out: Path) -> Pa
     end_info, end = read_checkpoint(end_path)
     check_same_model(start_info, end_info, (start, end))
     model, _ = load_model(end_path, kind=end_info.kind)
-    model.load_state_dict(interpolate_tensors(start, end, alpha))
+    model.load_state_dict(average_tensors((start, end), (1.0 - alpha, alpha)))
     provenance = {"interpolated": {"from": str(start_path), "to": str(end_path), "alpha": alpha},
                   "from_extra": start_info.extra, "to_extra": end_info.extra}
     return save_checkpoint(out, model, dataclasses.replace(end_info, extra=provenance))

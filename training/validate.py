@@ -94,15 +94,46 @@ def validate(model: VgiiModel, images: list[PairedImage], text_features: torch.T
     return result, [torch.cat(row) for row in rows if row]
 
 
+def checkpoint_text_encoder(info) -> str:
+    """The text encoder a checkpoint was trained with, by name ('none' for a text-free model)."""
+    return info.text_encoder.split(":")[0] or "none"
+
+
+def score_model(model: VgiiModel, text_encoder: str, val_images: list[PairedImage], text_config,
+                thumb_size: int, max_side: int) -> dict[str, float]:
+    """`validate` scores (no fusion metrics) of `model` with its prompts encoded by `text_encoder`
+    ('none' = the identity modulation), as a training run scores its checkpoints."""
+    import dataclasses
+
+    from training.text_features import compute_features, create_text_encoder
+
+    text = dataclasses.replace(text_config, encoder=text_encoder)
+    encoder = create_text_encoder(text, model.config.text_dim)
+    features = None if encoder is None else compute_features(
+        model, val_images, encoder, text, thumb_size).features
+    return validate(model, val_images, features, with_fusion=False, max_side=max_side)[0]
+
+
+def validation_split(config_path: str, full_frames: bool = False) -> tuple[list[PairedImage], object, int]:
+    """(a training YAML's held-out pairs, whole with `full_frames`; its text config; its prompt
+    thumbnail size)."""
+    import dataclasses
+
+    from training.train import load_config, load_data
+
+    train_config, data_config, text_config = load_config(config_path)
+    if full_frames:
+        data_config = dataclasses.replace(data_config, val_images=0, val_max_side=FULL_FRAME)
+    _, val_images = load_data(data_config)
+    return val_images, text_config, train_config.text_thumb_size
+
+
 def main(argv: list[str] | None = None) -> int:
     """Score checkpoints on a training config's validation split: one Markdown row per checkpoint,
     working size and group."""
     import argparse
-    import dataclasses
 
     from mnm_core.checkpoint import load_model
-    from training.text_features import compute_features, create_text_encoder
-    from training.train import load_config, load_data
 
     parser = argparse.ArgumentParser(description="python -m training.validate --config CFG --checkpoint A [B ...]")
     parser.add_argument("--config", required=True, help="training YAML whose validation split to score on")
@@ -114,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-off", action="store_true",
                         help="score under the identity modulation (γ = 1, β = 0), as `mnm eval --text-encoder none`")
     args = parser.parse_args(argv)
-    train_config, data_config, text_config = load_config(args.config)
-    if args.full_frames:
-        data_config = dataclasses.replace(data_config, val_images=0, val_max_side=FULL_FRAME)
-    _, val_images = load_data(data_config)
+    val_images, text_config, thumb_size = validation_split(args.config, args.full_frames)
     keys = ("pseudo_ir_ssim", "hotspot_auc", "pseudo_ir_ssim_inv_vis_y", "hotspot_auc_inv_vis_y",
             "pseudo_ir_ssim_vis_y", "hotspot_auc_vis_y")
     groups = [scene_group(luminance(im.vis.astype(np.float32) / 255.0)) for im in val_images]
@@ -126,14 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.checkpoint:
         model, info = load_model(path)
         model = model.float().eval()
-        encoder_name = "none" if args.text_off else info.text_encoder.split(":")[0] or "none"
-        text = dataclasses.replace(text_config, encoder=encoder_name)
-        encoder = create_text_encoder(text, model.config.text_dim)
-        features = None if encoder is None else compute_features(
-            model, val_images, encoder, text, train_config.text_thumb_size).features
+        encoder_name = "none" if args.text_off else checkpoint_text_encoder(info)
         label = f"{path} (text off)" if args.text_off else str(path)
         for max_side in args.max_side:
-            scores, _ = validate(model, val_images, features, with_fusion=False, max_side=max_side)
+            scores = score_model(model, encoder_name, val_images, text_config, thumb_size, max_side)
             for group, prefix in (("all", ""), ("day", "day/"), ("night", "night/")):
                 if prefix + keys[0] not in scores:  # a split without frames of this group
                     continue
