@@ -432,6 +432,10 @@ class TrainConfig:
     warmup_steps: int = 20
     """Linear learning-rate warm-up, then cosine decay to 5 % at the stage's last step."""
     grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the trained weights with this decay (e.g. 0.999, about the
+    last 1000 steps; training/weight_average.py) and validate, select and write the averaged weights;
+    0 = off, the trained weights themselves."""
     steps_per_epoch: int = 100
     """Validation, image grids and the best-model check happen once per epoch."""
     log_every: int = 10
@@ -515,6 +519,8 @@ class TrainConfig:
             raise ConfigError(f"text_dropout must be in [0, 1], got {self.text_dropout}")
         if not 0.0 <= self.text_grey <= 1.0:
             raise ConfigError(f"text_grey must be in [0, 1], got {self.text_grey}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if not 0.0 <= self.night_exposure <= 1.0:
             raise ConfigError(f"night_exposure must be in [0, 1], got {self.night_exposure}")
         if not self.train_text_heads and not self.init_from:

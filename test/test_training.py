@@ -53,9 +53,10 @@ def _train(config: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory: pytest.TempPathFactory, pair_root: Path) -> Path:
-    """One uninterrupted tiny-preset run of all stages (shared by the smoke and the resume test)."""
+    """One uninterrupted tiny-preset run of all stages, with a moving average of the weights (shared by
+    the smoke and the resume test)."""
     tmp_path = tmp_path_factory.mktemp("straight")
-    result = _train(_config(tmp_path, pair_root))
+    result = _train(_config(tmp_path, pair_root, ema_decay=0.9))
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp_path
 
@@ -76,11 +77,19 @@ def test_tiny_preset_trains_all_stages(straight_run: Path) -> None:
     assert {"pseudo_ir_ssim", "hotspot_auc", "val_score"} <= set(summary["vgii"]["last_val"])
     assert {"AG", "Qcb"} <= set(summary["fusion"]["last_val"])  # the fusion stage scores the fused image
     assert np.isfinite(summary["vgii"]["last_loss"]["total"])
+    # validation and the stage's checkpoints hold the averaged weights, training goes on with its own
+    state = load_state(run / "vgii_state.pt")
+    _, last = read_checkpoint(run / "vgii_last.safetensors")
+    averaged = state["weight_average"]["average"]
+    assert state["weight_average"]["updates"] == 6 and "rin.unet.out.weight" in averaged
+    for name, tensor in averaged.items():
+        torch.testing.assert_close(last[name], tensor, msg=name)
+    assert not torch.equal(averaged["rin.unet.out.weight"], state["model"]["rin.unet.out.weight"])
 
 
 @pytest.mark.slow
 def test_resumed_run_matches_uninterrupted_run(tmp_path: Path, pair_root: Path, straight_run: Path) -> None:
-    interrupted = _config(tmp_path / "b", pair_root)
+    interrupted = _config(tmp_path / "b", pair_root, ema_decay=0.9)
     first = _train(interrupted, "--stop-after", "3")  # stops inside JSRL at step 3 of 4
     assert first.returncode == 130, first.stderr[-3000:]
     assert load_state(tmp_path / "b" / "run" / "jsrl_state.pt")["step"] == 3
@@ -96,6 +105,8 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path, pair_root: Path, 
         assert b["extra"]["last_loss"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
     for name, tensor in a["model"].items():
         torch.testing.assert_close(b["model"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    for name, tensor in a["weight_average"]["average"].items():
+        torch.testing.assert_close(b["weight_average"]["average"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_sigterm_leaves_a_resumable_state(tmp_path: Path, pair_root: Path) -> None:

@@ -11,6 +11,7 @@ the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -33,6 +34,7 @@ from training.data import CropSampler, PairedImage
 from training.exposure import night_exposure_gammas
 from training.logging_utils import RunLogger, StopFlag, load_state, save_state
 from training.losses import jsrl_loss
+from training.weight_average import WeightAverage
 
 LOGGER = logging.getLogger(__name__)
 STAGE_IDS = {"jsrl": 1, "dict": 2, "vgii": 3, "fusion": 4}
@@ -129,24 +131,32 @@ def train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable[
     `step_fn(step)` computes the loss terms of one step (with a 'total'); `state_extra` is saved beside
     the model and optimizer. `saved` is the resume state (see `_resume`; the caller has already restored
     the model and `state_extra` from it): the optimizer, RNG and step counter continue from there.
-    Returns the final step.
+    With `train.ema_decay` the loop keeps a moving average of the weights (training/weight_average.py):
+    `on_epoch` runs with the averaged weights in the model, and they are the model's weights when the
+    loop returns. Returns the final step.
     """
     from tqdm import tqdm
 
     state_path = ctx.out_dir / f"{stage}_state.pt"
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=base_lr)
+    average = WeightAverage(model, ctx.train.ema_decay) if ctx.train.ema_decay > 0 else None
     step = 0
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
+        if average is not None and "weight_average" in saved:
+            average.load_state_dict(saved["weight_average"])
         torch.set_rng_state(saved["torch_rng"])
         step = int(saved["step"])
         LOGGER.info("%s: resumed at step %d from %s", stage, step, state_path)
 
     def checkpoint() -> None:
         if ctx.rank == 0:
-            save_state(state_path, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "torch_rng": torch.get_rng_state(), "extra": state_extra})
+            state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "torch_rng": torch.get_rng_state(), "extra": state_extra}
+            if average is not None:
+                state["weight_average"] = average.state_dict()
+            save_state(state_path, state)
 
     progress = tqdm(total=total, initial=step, desc=stage, disable=ctx.rank != 0, dynamic_ncols=True)
     started = last_validation = time.monotonic()
@@ -162,6 +172,8 @@ def train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable[
         terms["total"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, ctx.train.grad_clip)
         optimizer.step()
+        if average is not None:
+            average.update()
         step += 1
         values = {k: float(v.detach()) for k, v in terms.items()}
         state_extra["last_loss"] = values
@@ -178,7 +190,8 @@ def train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable[
         every_s = ctx.train.validate_every_s
         if on_epoch is not None and (step % ctx.train.steps_per_epoch == 0 or step == total or out_of_time
                                      or (every_s > 0 and now - last_validation >= every_s)):
-            on_epoch(step)
+            with average.applied() if average is not None else contextlib.nullcontext():
+                on_epoch(step)
             checkpoint()
             last_validation = time.monotonic()
         if ctx.stop or (ctx.stop_after and step >= ctx.stop_after and step < total):
@@ -190,6 +203,8 @@ def train_loop(ctx: RunContext, stage: str, model: nn.Module, step_fn: Callable[
             LOGGER.info("%s: time budget reached at step %d of %d", stage, step, total)
             break
     progress.close()
+    if average is not None:
+        average.copy_to_model()
     seconds = time.monotonic() - started
     crops = (step - start_step) * ctx.train.batch_size * ctx.world
     ctx.logger.update_summary(stage, {"steps_this_process": step - start_step,
