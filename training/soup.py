@@ -69,7 +69,6 @@ def greedy_soup(model: VgiiModel, ingredients: Sequence[Ingredient],
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.train import load_config
     from training.validate import checkpoint_text_encoder, score_model, validation_split
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,12 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     ingredients = read_ingredients(args.checkpoint)
     model, info = load_model(ingredients[0].path)
     model = model.float().eval()
-    val_images, text_config, thumb_size = validation_split(args.config)
-    max_side = load_config(args.config)[1].val_working_side
+    split = validation_split(args.config)
     encoder = checkpoint_text_encoder(info)
 
     def val_score(candidate: VgiiModel) -> float:
-        return score_model(candidate, encoder, val_images, text_config, thumb_size, max_side)["val_score"]
+        return score_model(candidate, encoder, split)["val_score"]
 
     soup, best, log = greedy_soup(model, ingredients, val_score)
     print("| tried | val_score | kept |\n|---|---|---|")

@@ -9,12 +9,14 @@ pseudo-IR on night scenes (DESIGN.md §5):
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import numpy as np
 import torch
 
 from mnm_core.colour import crop_to, luminance, pad_to_multiple, rgb_to_ycbcr, ycbcr_to_rgb
+from mnm_core.config import TextConfig
 from mnm_core.guesses import pseudo_ir_comparison
 from mnm_core.metrics import fused_image_scores, fusion_metrics
 from mnm_core.model import VgiiModel
@@ -99,33 +101,44 @@ def checkpoint_text_encoder(info) -> str:
     return info.text_encoder.split(":")[0] or "none"
 
 
-def score_model(model: VgiiModel, text_encoder: str, val_images: list[PairedImage], text_config,
-                thumb_size: int, max_side: int) -> dict[str, float]:
-    """`validate` scores (no fusion metrics) of `model` with its prompts encoded by `text_encoder`
-    ('none' = the identity modulation), as a training run scores its checkpoints."""
-    import dataclasses
+@dataclasses.dataclass
+class ValidationSplit:
+    """A training YAML's held-out pairs and what scoring them as its run does needs."""
 
-    from training.text_features import compute_features, create_text_encoder
-
-    text = dataclasses.replace(text_config, encoder=text_encoder)
-    encoder = create_text_encoder(text, model.config.text_dim)
-    features = None if encoder is None else compute_features(
-        model, val_images, encoder, text, thumb_size).features
-    return validate(model, val_images, features, with_fusion=False, max_side=max_side)[0]
+    images: list[PairedImage]
+    text: TextConfig
+    thumb_size: int
+    """Side of the thumbnails prompts are written from (train.text_thumb_size)."""
+    working_side: int
+    """The run's validation working size (data.val_working_side)."""
 
 
-def validation_split(config_path: str, full_frames: bool = False) -> tuple[list[PairedImage], object, int]:
-    """(a training YAML's held-out pairs, whole with `full_frames`; its text config; its prompt
-    thumbnail size)."""
-    import dataclasses
-
+def validation_split(config_path: str, full_frames: bool = False) -> ValidationSplit:
+    """The held-out split of a training YAML, every pair whole with `full_frames`."""
     from training.train import load_config, load_data
 
     train_config, data_config, text_config = load_config(config_path)
     if full_frames:
         data_config = dataclasses.replace(data_config, val_images=0, val_max_side=FULL_FRAME)
     _, val_images = load_data(data_config)
-    return val_images, text_config, train_config.text_thumb_size
+    return ValidationSplit(val_images, text_config, train_config.text_thumb_size, data_config.val_working_side)
+
+
+def validation_features(model: VgiiModel, text_encoder: str, split: ValidationSplit) -> torch.Tensor | None:
+    """The split's prompts as `model` writes them, encoded by `text_encoder` (None for 'none': the
+    identity modulation)."""
+    from training.text_features import compute_features, create_text_encoder
+
+    text = dataclasses.replace(split.text, encoder=text_encoder)
+    encoder = create_text_encoder(text, model.config.text_dim)
+    return None if encoder is None else compute_features(model, split.images, encoder, text, split.thumb_size).features
+
+
+def score_model(model: VgiiModel, text_encoder: str, split: ValidationSplit) -> dict[str, float]:
+    """`validate` scores (no fusion metrics) of `model` at the split's working size, as its training run
+    scores its checkpoints."""
+    features = validation_features(model, text_encoder, split)
+    return validate(model, split.images, features, with_fusion=False, max_side=split.working_side)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,19 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-off", action="store_true",
                         help="score under the identity modulation (γ = 1, β = 0), as `mnm eval --text-encoder none`")
     args = parser.parse_args(argv)
-    val_images, text_config, thumb_size = validation_split(args.config, args.full_frames)
+    split = validation_split(args.config, args.full_frames)
     keys = ("pseudo_ir_ssim", "hotspot_auc", "pseudo_ir_ssim_inv_vis_y", "hotspot_auc_inv_vis_y",
             "pseudo_ir_ssim_vis_y", "hotspot_auc_vis_y")
-    groups = [scene_group(luminance(im.vis.astype(np.float32) / 255.0)) for im in val_images]
+    groups = [scene_group(luminance(im.vis.astype(np.float32) / 255.0)) for im in split.images]
     print("| checkpoint | max_side | group | n | " + " | ".join(keys) + " | val_score |")
     print("|---" * (len(keys) + 5) + "|")
     for path in args.checkpoint:
         model, info = load_model(path)
         model = model.float().eval()
         encoder_name = "none" if args.text_off else checkpoint_text_encoder(info)
+        features = validation_features(model, encoder_name, split)
         label = f"{path} (text off)" if args.text_off else str(path)
         for max_side in args.max_side:
-            scores = score_model(model, encoder_name, val_images, text_config, thumb_size, max_side)
+            scores, _ = validate(model, split.images, features, with_fusion=False, max_side=max_side)
             for group, prefix in (("all", ""), ("day", "day/"), ("night", "night/")):
                 if prefix + keys[0] not in scores:  # a split without frames of this group
                     continue
