@@ -446,8 +446,8 @@ class TrainConfig:
     shipped model; empty = from scratch with the run's own dictionary."""
     precision: TrainPrecision = "auto"
     """Network precision in training: bf16 autocast with channels-last memory, or fp32; auto = bf16 on
-    CUDA and on CPUs with AMX, fp32 elsewhere (bf16 is emulated, and far slower, on AVX2-only CPUs).
-    The dictionary solves and the losses stay fp32."""
+    CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX), fp32 elsewhere (bf16 is emulated, and far
+    slower, on AVX2-only CPUs). The dictionary solves and the losses stay fp32."""
     fusion_steps: int = 300
     """Steps of the fusion stage: the gate Ψ trained with the fusion loss, the pseudo-IR path frozen."""
     fusion_lr: float = 1e-3

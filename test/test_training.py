@@ -357,3 +357,16 @@ def test_zoomed_crops_keep_the_pair_aligned_and_the_default_batches() -> None:
     assert edges(zoomed_in[1]) < 0.8 * edges(plain[1])  # upscaled windows: larger cells, fewer borders
     with pytest.raises(ConfigError):
         DataConfig(zoom_in_max=0.9)
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="reads the CPU flags from Linux's /proc/cpuinfo")
+def test_precision_auto_uses_bf16_where_the_cpu_has_it() -> None:
+    """`precision: auto` follows the CPU's own flags: bf16 with AVX-512 BF16 or AMX, fp32 on AVX2 only."""
+    from mnm_core.config import TrainConfig
+    from training.stages import fast_math
+
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    assert fast_math(TrainConfig(precision="auto"), torch.device("cpu")) is native
+    assert fast_math(TrainConfig(precision="fp32"), torch.device("cpu")) is False
+    assert fast_math(TrainConfig(precision="bf16"), torch.device("cpu")) is True

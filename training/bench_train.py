@@ -6,8 +6,8 @@
 Stage 1 is a JSRL step (forward with the batch dictionary solve, L1 loss, backward, Adam); the
 pseudo-IR stage a REN → RIN → TailNet step with the pseudo-IR loss (training/configs defaults, identity
 modulation); the fusion stage a step of the gate alone with the fusion loss. Precision as in training
-(auto = bf16 + channels-last on CUDA and AMX CPUs). Random images: throughput does not depend on
-content. Prints a Markdown table.
+(auto = bf16 + channels-last on CUDA and on CPUs with native bf16: AVX-512 BF16 or AMX). Random images:
+throughput does not depend on content. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, default=128, help="crop side (a multiple of 8)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                        help="network precision as train.precision (auto: bf16 on CUDA and AMX CPUs)")
+                        help="network precision as train.precision (auto: bf16 on CUDA and native-bf16 CPUs)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per stage (after one warm-up step)")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
