@@ -238,7 +238,8 @@ class PipelineConfig:
     checkpoint: str = ""
     """Checkpoint path; empty = the embedded model `model` shipped with the package."""
     model: EmbeddedModel = "auto"
-    """Embedded model used when checkpoint is empty: auto = fast on a CPU, small on CUDA (mnm_core.machine)."""
+    """Embedded model used when checkpoint is empty: auto = the best shipped one for the device, now `fast` on
+    a CPU and on CUDA (mnm_core.machine.AUTO_MODELS)."""
     backend: BackendName = "onnxruntime"
     """Inference backend of the fast path."""
     precision: PipelinePrecision = "auto"

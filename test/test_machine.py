@@ -13,7 +13,7 @@ from mnm_core import quantize
 from mnm_core.checkpoint import CheckpointInfo, save_checkpoint
 from mnm_core.config import PipelineConfig, preset
 from mnm_core.export import model_hash
-from mnm_core.machine import embedded_checkpoint, resolve_device, resolve_precision, usable_cores
+from mnm_core.machine import AUTO_MODELS, embedded_checkpoint, resolve_device, resolve_precision, usable_cores
 from mnm_core.pipeline import Fuser
 from test.test_export import random_vgii
 
@@ -43,14 +43,16 @@ def test_auto_device_is_the_cpu_without_cuda_and_explicit_devices_stay():
     assert resolve_device(PipelineConfig(backend="tensorrt")) == "cuda"  # TensorRT runs nowhere else
 
 
-def test_auto_model_is_fast_on_a_cpu_and_small_on_cuda(weights):
+def test_auto_model_is_the_best_shipped_one_for_the_device(weights):
     for name in ("fast", "small"):
         (weights / f"mnm_{name}.safetensors").touch()
+    for device in ("cpu", "cuda"):
+        assert embedded_checkpoint("auto", device).name == f"mnm_{AUTO_MODELS[device][0]}.safetensors"
     assert embedded_checkpoint("auto", "cpu").name == "mnm_fast.safetensors"
-    assert embedded_checkpoint("auto", "cuda").name == "mnm_small.safetensors"
     assert embedded_checkpoint("small", "cpu").name == "mnm_small.safetensors"
     (weights / "mnm_fast.safetensors").unlink()  # only small shipped: auto falls back to it
     assert embedded_checkpoint("auto", "cpu").name == "mnm_small.safetensors"
+    assert embedded_checkpoint("auto", "cuda").name == "mnm_small.safetensors"
 
 
 def test_auto_precision_is_int8_only_with_a_calibrated_file_of_these_weights(tmp_path, monkeypatch):

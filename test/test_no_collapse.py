@@ -35,7 +35,7 @@ def _images() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module", params=["fast", "small"])
 def outputs(request) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(pseudo-IR with the checkpoint's text modulation, pseudo-IR with the identity) per image, for each
-    shipped model (fast: the CPU default; small: the CUDA default)."""
+    shipped model (fast: the default; small: selectable with `pipeline.model: small`)."""
     pipeline = PipelineConfig(backend="torch", model=request.param)
     with Fuser.from_config(pipeline, synchronous=True) as modulated, \
             Fuser.from_config(pipeline, TextConfig(encoder="none"), synchronous=True) as identity:
